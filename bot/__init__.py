@@ -1,0 +1,1 @@
+"""credit-bot: move SMS Partner credit from Slack, with a human approval."""
