@@ -1,0 +1,457 @@
+"""Credit requests and their audit trail, on SQLite (one process) or PostgreSQL (replicas).
+
+Every change of status is a conditional UPDATE (`... WHERE status = 'pending'`) checked
+by its row count, written in the same transaction as its audit event. That makes each
+transition a claim: among any number of threads, processes or replicas, exactly one
+caller moves a request out of `pending`, so a transfer is sent at most once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from bot import schema
+from bot.commands import Action
+
+_requests = schema.credit_requests
+_events = schema.credit_request_events
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (Status.PENDING, Status.EXECUTING)
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    """One `/credit` request, as stored."""
+
+    id: str
+    action: Action
+    subaccount_token: str
+    amount: Decimal
+    currency: str
+    status: Status
+    requester_id: str
+    channel_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    response_url: str | None = None
+    message_ts: str | None = None
+    approver_id: str | None = None
+    executing_at: dt.datetime | None = None
+    canceller_id: str | None = None
+    finished_at: dt.datetime | None = None
+    main_balance: Decimal | None = None
+    subaccount_balance: Decimal | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    executor: str | None = None
+    card_status: Status | None = None
+
+    @property
+    def handled_by(self) -> str | None:
+        """Who took the request out of `pending`: the approver, or the canceller."""
+        return self.approver_id or self.canceller_id
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    request_id: str
+    status: Status
+    at: dt.datetime
+    actor_id: str | None
+    detail: str | None
+
+
+def new_request_id() -> str:
+    """128 random bits: a request id cannot be guessed from another one."""
+    return "cr_" + secrets.token_urlsafe(16)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine tuned for the store's short write transactions on either backend."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take over transaction control from pysqlite so BEGIN IMMEDIATE below is ours.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Writers queue on the busy timeout instead of failing with "database is locked"
+            # when a read lock would have to be upgraded mid-transaction.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
+
+
+class Store:
+    """The only place that reads or writes requests. Methods are keyword-only."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        return cls(create_store_engine(url))
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; return the version found before."""
+        with self.engine.begin() as conn:
+            return schema.migrate(conn)
+
+    def schema_version(self) -> int:
+        with self.engine.begin() as conn:
+            return schema.current_version(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- creating and reading -------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        action: Action,
+        subaccount_token: str,
+        amount: Decimal,
+        currency: str,
+        requester_id: str,
+        channel_id: str,
+        response_url: str | None,
+        ttl_seconds: float,
+        now: dt.datetime | None = None,
+    ) -> CreditRequest:
+        now = now or utcnow()
+        request = CreditRequest(
+            id=new_request_id(),
+            action=action,
+            subaccount_token=subaccount_token,
+            amount=amount,
+            currency=currency,
+            status=Status.PENDING,
+            requester_id=requester_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=ttl_seconds),
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(_requests).values(
+                    id=request.id,
+                    action=request.action.value,
+                    subaccount_token=subaccount_token,
+                    amount=amount,
+                    currency=currency,
+                    status=Status.PENDING.value,
+                    requester_id=requester_id,
+                    channel_id=channel_id,
+                    response_url=response_url,
+                    created_at=now,
+                    expires_at=request.expires_at,
+                )
+            )
+            self._audit(
+                conn, request_id=request.id, status=Status.PENDING, at=now, actor_id=requester_id
+            )
+        return request
+
+    def get(self, request_id: str) -> CreditRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).first()
+        return None if row is None else _to_request(row._mapping)
+
+    def events(self, request_id: str) -> list[AuditEvent]:
+        """The audit trail of one request, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_events).where(_events.c.request_id == request_id).order_by(_events.c.at)
+            ).all()
+        return [
+            AuditEvent(
+                request_id=r.request_id,
+                status=Status(r.status),
+                at=r.at,
+                actor_id=r.actor_id,
+                detail=r.detail,
+            )
+            for r in rows
+        ]
+
+    def attach_card(self, *, request_id: str, message_ts: str) -> None:
+        """Remember where the confirmation card is, so any replica can replace it later."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_requests).where(_requests.c.id == request_id).values(message_ts=message_ts)
+            )
+
+    # -- transitions: each one a claim, checked by row count ----------------------------
+
+    def claim(
+        self, *, request_id: str, approver_id: str, executor: str, now: dt.datetime | None = None
+    ) -> CreditRequest | None:
+        """pending -> executing, for exactly one caller, and only before expiry."""
+        now = now or utcnow()
+        return self._transition(
+            request_id,
+            frm=(Status.PENDING,),
+            to=Status.EXECUTING,
+            now=now,
+            actor_id=approver_id,
+            extra_where=_requests.c.expires_at > now,
+            values={"approver_id": approver_id, "executing_at": now, "executor": executor},
+        )
+
+    def record_success(
+        self,
+        *,
+        request_id: str,
+        main_balance: Decimal,
+        subaccount_balance: Decimal,
+        currency: str,
+        now: dt.datetime | None = None,
+    ) -> CreditRequest | None:
+        return self._finish(
+            request_id,
+            Status.SUCCEEDED,
+            now,
+            f"main {main_balance} {currency}, sub-account {subaccount_balance} {currency}",
+            {
+                "main_balance": main_balance,
+                "subaccount_balance": subaccount_balance,
+                "currency": currency,
+            },
+        )
+
+    def record_failure(
+        self,
+        *,
+        request_id: str,
+        error_code: int | None,
+        error_message: str,
+        now: dt.datetime | None = None,
+    ) -> CreditRequest | None:
+        return self._finish(
+            request_id,
+            Status.FAILED,
+            now,
+            error_message,
+            {"error_code": error_code, "error_message": error_message},
+        )
+
+    def record_unknown(
+        self, *, request_id: str, reason: str, now: dt.datetime | None = None
+    ) -> CreditRequest | None:
+        return self._finish(request_id, Status.UNKNOWN, now, reason, {"error_message": reason})
+
+    def cancel(
+        self, *, request_id: str, canceller_id: str, now: dt.datetime | None = None
+    ) -> CreditRequest | None:
+        """pending -> cancelled, before expiry."""
+        now = now or utcnow()
+        return self._transition(
+            request_id,
+            frm=(Status.PENDING,),
+            to=Status.CANCELLED,
+            now=now,
+            actor_id=canceller_id,
+            extra_where=_requests.c.expires_at > now,
+            values={"canceller_id": canceller_id, "finished_at": now},
+        )
+
+    def abandon(self, *, request_id: str, reason: str) -> CreditRequest | None:
+        """pending -> cancelled by the app itself, when its card could not be posted."""
+        return self._transition(
+            request_id,
+            frm=(Status.PENDING,),
+            to=Status.CANCELLED,
+            now=utcnow(),
+            actor_id=None,
+            detail=reason,
+            values={"finished_at": utcnow(), "error_message": reason},
+        )
+
+    def expire(self, *, request_id: str, now: dt.datetime | None = None) -> CreditRequest | None:
+        """pending -> expired, once its time has run out."""
+        now = now or utcnow()
+        return self._transition(
+            request_id,
+            frm=(Status.PENDING,),
+            to=Status.EXPIRED,
+            now=now,
+            actor_id=None,
+            extra_where=_requests.c.expires_at <= now,
+            values={"finished_at": now},
+        )
+
+    def mark_card(self, *, request_id: str, status: Status) -> None:
+        """Record that the card now shows `status`, so no sweep replaces it again."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(card_status=status.value)
+            )
+
+    # -- sweeps ---------------------------------------------------------------------
+
+    def expired_pending(self, *, now: dt.datetime | None = None, limit: int = 100) -> list[str]:
+        """Ids of pending requests whose time has run out."""
+        now = now or utcnow()
+        return self._ids(
+            (_requests.c.status == Status.PENDING.value) & (_requests.c.expires_at <= now), limit
+        )
+
+    def executing(self) -> list[CreditRequest]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_requests).where(_requests.c.status == Status.EXECUTING.value)
+            ).all()
+        return [_to_request(r._mapping) for r in rows]
+
+    def mark_unknown(self, *, request_ids: Iterable[str], reason: str) -> list[CreditRequest]:
+        """executing -> unknown for requests whose executor is gone; returns those moved."""
+        moved = []
+        for request_id in request_ids:
+            request = self.record_unknown(request_id=request_id, reason=reason)
+            if request is not None:
+                moved.append(request)
+        return moved
+
+    def stale_cards(self, *, settled_before: dt.datetime, limit: int = 100) -> list[CreditRequest]:
+        """Ended requests whose card still shows something else (a replica died before
+        replacing it). `settled_before` leaves the live handler time to do it itself."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_requests)
+                .where(
+                    _requests.c.status.notin_([Status.PENDING.value, Status.EXECUTING.value]),
+                    _requests.c.message_ts.is_not(None),
+                    (_requests.c.card_status.is_(None))
+                    | (_requests.c.card_status != _requests.c.status),
+                    _requests.c.finished_at < settled_before,
+                )
+                .limit(limit)
+            ).all()
+        return [_to_request(r._mapping) for r in rows]
+
+    # -- internals ------------------------------------------------------------------
+
+    def _ids(self, where: Any, limit: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(_requests.c.id).where(where).limit(limit)).scalars())
+
+    def _finish(
+        self,
+        request_id: str,
+        to: Status,
+        now: dt.datetime | None,
+        detail: str,
+        values: dict[str, Any],
+    ) -> CreditRequest | None:
+        now = now or utcnow()
+        return self._transition(
+            request_id,
+            frm=(Status.EXECUTING,),
+            to=to,
+            now=now,
+            actor_id=None,
+            detail=detail,
+            values={**values, "finished_at": now},
+        )
+
+    def _transition(
+        self,
+        request_id: str,
+        *,
+        frm: tuple[Status, ...],
+        to: Status,
+        now: dt.datetime,
+        actor_id: str | None,
+        values: Mapping[str, Any],
+        extra_where: Any = None,
+        detail: str | None = None,
+    ) -> CreditRequest | None:
+        """Move one request from one of `frm` to `to`; None if another caller got there first."""
+        statement = (
+            update(_requests)
+            .where(
+                _requests.c.id == request_id,
+                _requests.c.status.in_([s.value for s in frm]),
+            )
+            .values(status=to.value, **values)
+        )
+        if extra_where is not None:
+            statement = statement.where(extra_where)
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                return None
+            self._audit(
+                conn, request_id=request_id, status=to, at=now, actor_id=actor_id, detail=detail
+            )
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).one()
+        return _to_request(row._mapping)
+
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        *,
+        request_id: str,
+        status: Status,
+        at: dt.datetime,
+        actor_id: str | None,
+        detail: str | None = None,
+    ) -> None:
+        conn.execute(
+            insert(_events).values(
+                request_id=request_id, status=status.value, at=at, actor_id=actor_id, detail=detail
+            )
+        )
+
+
+def _to_request(row: Mapping[Any, Any]) -> CreditRequest:
+    values = dict(row)
+    values["action"] = Action(values["action"])
+    values["status"] = Status(values["status"])
+    if values.get("card_status") is not None:
+        values["card_status"] = Status(values["card_status"])
+    return CreditRequest(**values)
