@@ -1,0 +1,119 @@
+"""Builds the Bolt app and what stands behind it from the settings; registers the listeners."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
+from bot.cards import Cards
+from bot.config import Settings
+from bot.listeners.actions import make_action_listeners
+from bot.listeners.command import make_command_listeners
+from bot.logs import log_event
+from bot.policy import Policy
+from bot.smspartner import SMSPartnerClient
+from bot.store import Store
+from bot.sweeper import Sweeper
+from bot.transfers import Transfers
+
+logger = logging.getLogger(__name__)
+
+SLACK_TIMEOUT_SECONDS = 10
+# Transfers may wait on a slow API for the whole timeout; enough threads that a burst of
+# clicks never queues behind them (acks do not use this pool at all).
+WORKER_THREADS = 64
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    app: App
+    store: Store
+    transfers: Transfers
+    cards: Cards
+    sweeper: Sweeper
+    workers: ThreadPoolExecutor
+
+    def start_background(self) -> None:
+        """Recover what a crash left behind, close overdue cards, then keep sweeping."""
+        recovered = self.sweeper.sweep()
+        log_event(
+            logger, "bot.started", executor=self.transfers.executor_id, cards_replaced=recovered
+        )
+        self.sweeper.start()
+
+    def drain(self, timeout: float) -> bool:
+        """Stop taking transfers and wait for those in flight; True if all finished."""
+        self.transfers.stop_accepting()
+        self.sweeper.stop()
+        finished = self.transfers.wait_idle(timeout)
+        self.workers.shutdown(wait=finished)
+        log_event(logger, "bot.drained", finished=finished, in_flight=self.transfers.in_flight)
+        return finished
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
+    store = Store.from_url(settings.database_url)
+    if migrate:
+        store.migrate()
+    session = requests.Session()
+    client = SMSPartnerClient(
+        api_key=settings.smspartner_api_key.reveal(),
+        base_url=settings.smspartner_base_url,
+        timeout=settings.smspartner_timeout_seconds,
+        session=session,
+    )
+    transfers = Transfers(
+        store=store,
+        client=client,
+        policy=Policy.from_settings(settings),
+        ttl_seconds=settings.confirmation_ttl_seconds,
+        api_timeout_seconds=settings.smspartner_timeout_seconds,
+    )
+    web_client = WebClient(
+        token=settings.slack_bot_token.reveal(),
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT_SECONDS,
+    )
+    cards = Cards(client=web_client, store=store)
+    workers = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="credit-worker")
+    app = App(
+        client=web_client,
+        signing_secret=settings.slack_signing_secret.reveal(),
+        # The ack runs in the request thread (no polling for it); all slow work is lazy.
+        process_before_response=True,
+        listener_executor=workers,
+    )
+    register_listeners(app, transfers=transfers, cards=cards, settings=settings)
+    sweeper = Sweeper(
+        transfers=transfers, cards=cards, interval_seconds=settings.sweep_interval_seconds
+    )
+    return Bot(
+        settings=settings,
+        app=app,
+        store=store,
+        transfers=transfers,
+        cards=cards,
+        sweeper=sweeper,
+        workers=workers,
+    )
+
+
+def register_listeners(app: App, *, transfers: Transfers, cards: Cards, settings: Settings) -> None:
+    """Every Slack entry point, in one place."""
+    ack_command, open_request = make_command_listeners(
+        transfers=transfers, cards=cards, max_amount=settings.credit_max_amount
+    )
+    app.command(COMMAND)(ack=ack_command, lazy=[open_request])
+    ack_click, confirm, cancel = make_action_listeners(transfers=transfers, cards=cards)
+    app.action(CONFIRM_ACTION_ID)(ack=ack_click, lazy=[confirm])
+    app.action(CANCEL_ACTION_ID)(ack=ack_click, lazy=[cancel])

@@ -1,0 +1,237 @@
+"""Block Kit builders: pure functions from a stored request to a Slack message.
+
+Every piece of text that came from a user or from SMS Partner goes through
+`escape_mrkdwn`, so no input can ping `<!channel>` or make a link. Money is formatted
+here and only here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+from bot.commands import USAGE, Action
+from bot.store import CreditRequest, Status
+
+CONFIRM_ACTION_ID = "credit_confirm"
+CANCEL_ACTION_ID = "credit_cancel"
+ACTIONS_BLOCK_ID = "credit_actions"
+COMMAND = "/credit"
+
+Block = dict[str, Any]
+Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}", re.ASCII)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's own escaping: with these three replaced, no text can form a link or mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user_id: str | None) -> str:
+    if user_id is None:
+        return "the app"
+    if _USER_ID.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return escape_mrkdwn(user_id)
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """A requested amount: always two decimals ("10.50 EUR")."""
+    return f"{amount.quantize(Decimal('0.01')):f} {escape_mrkdwn(currency)}"
+
+
+def format_balance(balance: Decimal | None, currency: str) -> str:
+    """A balance as SMS Partner sent it: never rounded ("0.800 EUR" stays 0.800)."""
+    if balance is None:
+        return "unknown"
+    return f"{balance:f} {escape_mrkdwn(currency)}"
+
+
+def slack_date(when: dt.datetime) -> str:
+    """A time every reader sees in their own time zone, with a UTC fallback."""
+    fallback = when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _describe(request: CreditRequest) -> str:
+    amount = format_amount(request.amount, request.currency)
+    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
+    if request.action is Action.ADD:
+        return f"add *{amount}* to sub-account {token} (from the main account)"
+    return f"remove *{amount}* from sub-account {token} (back to the main account)"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _fields(*pairs: tuple[str, str]) -> Block:
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in pairs],
+    }
+
+
+def _footer(request: CreditRequest) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": f"Request `{escape_mrkdwn(request.id)}`"}],
+    }
+
+
+def build_confirmation(request: CreditRequest) -> Message:
+    """The card posted in the channel: what is asked, by whom, until when, and two buttons."""
+    what = _describe(request)
+    dialog_text = (
+        f"{'Add' if request.action is Action.ADD else 'Remove'} "
+        f"{format_amount(request.amount, request.currency)} "
+        f"{'to' if request.action is Action.ADD else 'from'} sub-account "
+        f"{request.subaccount_token}? This moves money at SMS Partner."
+    )
+    blocks = [
+        _section(f":money_with_wings: {mention(request.requester_id)} asks to {what}."),
+        _fields(
+            ("Amount", format_amount(request.amount, request.currency)),
+            ("Sub-account", f"`{escape_mrkdwn(request.subaccount_token)}`"),
+            ("Requested by", mention(request.requester_id)),
+            ("Expires", slack_date(request.expires_at)),
+        ),
+        {
+            "type": "actions",
+            "block_id": ACTIONS_BLOCK_ID,
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_ACTION_ID,
+                    "text": {"type": "plain_text", "text": "Confirm"},
+                    "style": "primary",
+                    "value": request.id,
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Move the credit?"},
+                        # plain_text: nothing in it is interpreted, so no escaping is needed.
+                        "text": {"type": "plain_text", "text": dialog_text[:300]},
+                        "confirm": {"type": "plain_text", "text": "Yes, move it"},
+                        "deny": {"type": "plain_text", "text": "Back"},
+                    },
+                },
+                {
+                    "type": "button",
+                    "action_id": CANCEL_ACTION_ID,
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "style": "danger",
+                    "value": request.id,
+                },
+            ],
+        },
+        _footer(request),
+    ]
+    return {"text": f"Credit request: {what}. Waiting for approval.", "blocks": blocks}
+
+
+def build_in_progress(request: CreditRequest) -> Message:
+    text = (
+        f":hourglass_flowing_sand: Sending to SMS Partner: {_describe(request)}. "
+        f"Approved by {mention(request.approver_id)}."
+    )
+    return {"text": text, "blocks": [_section(text), _footer(request)]}
+
+
+def build_outcome(request: CreditRequest) -> Message:
+    """The card once the request has ended: no buttons left, the outcome stated."""
+    builder = _OUTCOMES.get(request.status)
+    if builder is None:
+        raise ValueError(f"request {request.id} has not ended (status {request.status})")
+    text, extra = builder(request)
+    return {"text": text, "blocks": [_section(text), *extra, _footer(request)]}
+
+
+def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
+    verb = "Added" if request.action is Action.ADD else "Removed"
+    where = "to" if request.action is Action.ADD else "from"
+    amount = format_amount(request.amount, request.currency)
+    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
+    text = f":white_check_mark: {verb} *{amount}* {where} sub-account {token}."
+    fields = _fields(
+        ("Requested by", mention(request.requester_id)),
+        ("Approved by", mention(request.approver_id)),
+        ("Sub-account balance", format_balance(request.subaccount_balance, request.currency)),
+        ("Main account balance", format_balance(request.main_balance, request.currency)),
+    )
+    return text, [fields]
+
+
+def _people(request: CreditRequest) -> Block:
+    return _fields(
+        ("Requested by", mention(request.requester_id)),
+        ("Approved by", mention(request.approver_id)),
+    )
+
+
+def _failed(request: CreditRequest) -> tuple[str, list[Block]]:
+    reason = escape_mrkdwn(request.error_message or "SMS Partner refused the transfer.")
+    return f":x: The transfer did not go through: {_describe(request)}.\n{reason}", [
+        _people(request)
+    ]
+
+
+def _unknown(request: CreditRequest) -> tuple[str, list[Block]]:
+    reason = escape_mrkdwn(request.error_message or "No answer came from SMS Partner.")
+    text = (
+        f":warning: *Outcome unknown*: {_describe(request)}.\n{reason}\n"
+        "The transfer *may or may not have happened*. Check the sub-account's balance "
+        "in SMS Partner before asking again; the bot will not send it again by itself."
+    )
+    return text, [_people(request)]
+
+
+def _cancelled(request: CreditRequest) -> tuple[str, list[Block]]:
+    if request.canceller_id is None:
+        reason = escape_mrkdwn(request.error_message or "")
+        return f":no_entry_sign: Cancelled by the app: {_describe(request)}. {reason}", []
+    return (
+        f":no_entry_sign: Cancelled by {mention(request.canceller_id)}: {_describe(request)}. "
+        "Nothing moved.",
+        [],
+    )
+
+
+def _expired(request: CreditRequest) -> tuple[str, list[Block]]:
+    return (
+        f":hourglass: Expired: {_describe(request)} was not confirmed before "
+        f"{slack_date(request.expires_at)}. Nothing moved; ask again with `{COMMAND}` "
+        "if it is still needed.",
+        [],
+    )
+
+
+_OUTCOMES = {
+    Status.SUCCEEDED: _succeeded,
+    Status.FAILED: _failed,
+    Status.UNKNOWN: _unknown,
+    Status.CANCELLED: _cancelled,
+    Status.EXPIRED: _expired,
+}
+
+
+def build_card(request: CreditRequest) -> Message:
+    """Whatever the card should show now for this request."""
+    if request.status is Status.PENDING:
+        return build_confirmation(request)
+    if request.status is Status.EXECUTING:
+        return build_in_progress(request)
+    return build_outcome(request)
+
+
+def build_usage(error: str | None = None) -> Message:
+    """Ephemeral help, with the reason first when the command was refused."""
+    text = f":warning: {error}\n\n{USAGE}" if error else USAGE
+    return {"text": text, "blocks": [_section(text)]}
+
+
+def build_notice(text: str) -> Message:
+    """A short ephemeral answer to a click (refused, already handled, …)."""
+    return {"text": text, "blocks": [_section(text)]}

@@ -1,0 +1,147 @@
+"""Confirm and Cancel clicks: ack at once, then decide and answer outside the ack path."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.blocks import mention
+from bot.cards import Cards
+from bot.logs import log_event
+from bot.store import CreditRequest, Status
+from bot.transfers import CardChanged, Outcome, Refused, Transfers
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"cr_[A-Za-z0-9_-]{10,60}", re.ASCII)
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Click:
+    """The facts of a click that Slack signed: who, where, on which request."""
+
+    user_id: str
+    channel_id: str
+    request_id: str
+    message_ts: str | None
+    response_url: str | None
+
+
+def read_click(body: Any) -> Click | None:
+    """The click, or None if the payload is not one of our buttons as Slack sends it."""
+    if not isinstance(body, dict):
+        return None
+    user = body.get("user")
+    channel = body.get("channel") or body.get("container")
+    actions = body.get("actions")
+    if not (isinstance(user, dict) and isinstance(channel, dict) and isinstance(actions, list)):
+        return None
+    if not actions or not isinstance(actions[0], dict):
+        return None
+    user_id = user.get("id")
+    channel_id = channel.get("id") or channel.get("channel_id")
+    value = actions[0].get("value")
+    response_url = body.get("response_url")
+    container = body.get("container")
+    message_ts = container.get("message_ts") if isinstance(container, dict) else None
+    if not (isinstance(user_id, str) and _SLACK_ID.fullmatch(user_id)):
+        return None
+    if not (isinstance(channel_id, str) and _SLACK_ID.fullmatch(channel_id)):
+        return None
+    if not (isinstance(value, str) and _REQUEST_ID.fullmatch(value)):
+        return None
+    return Click(
+        user_id=user_id,
+        channel_id=channel_id,
+        request_id=value,
+        message_ts=message_ts if isinstance(message_ts, str) else None,
+        response_url=response_url if isinstance(response_url, str) else None,
+    )
+
+
+def describe_handled(request: CreditRequest) -> str:
+    who = mention(request.handled_by)
+    if request.status is Status.EXECUTING:
+        return f"This request is already being handled by {who}: the transfer is under way."
+    if request.status is Status.EXPIRED:
+        return "This request has already expired; nothing moved. Ask again with `/credit`."
+    return f"This request was already handled by {who}: it is {request.status.value}."
+
+
+def make_action_listeners(
+    *, transfers: Transfers, cards: Cards
+) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+    def acknowledge(ack: Any) -> None:
+        ack()
+
+    def answer(click: Click, outcome: Outcome) -> None:
+        if isinstance(outcome, CardChanged):
+            cards.show(outcome.request, message_ts=click.message_ts)
+            return
+        text = (
+            outcome.message if isinstance(outcome, Refused) else describe_handled(outcome.request)
+        )
+        cards.tell(
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+            response_url=click.response_url,
+            text=text,
+        )
+
+    def refuse_malformed(body: Any) -> None:
+        # Slack never sends our buttons like this; still, answer whoever clicked if we can.
+        log_event(logger, "click.malformed", level=logging.WARNING)
+        user = body.get("user") if isinstance(body, dict) else None
+        user_id = user.get("id") if isinstance(user, dict) else None
+        response_url = body.get("response_url") if isinstance(body, dict) else None
+        if isinstance(user_id, str) and isinstance(response_url, str):
+            cards.tell(
+                user_id=user_id,
+                channel_id="",
+                response_url=response_url,
+                text="This button is not a valid credit request; nothing was done.",
+            )
+
+    def confirm(body: Any) -> None:
+        click = read_click(body)
+        if click is None:
+            refuse_malformed(body)
+            return
+        log_event(
+            logger,
+            "click.confirm",
+            request_id=click.request_id,
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+        )
+        outcome: Outcome = transfers.confirm(
+            click.request_id,
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+            # The buttons go away while the transfer is under way.
+            on_executing=lambda request: cards.show(request, message_ts=click.message_ts),
+        )
+        answer(click, outcome)
+
+    def cancel(body: Any) -> None:
+        click = read_click(body)
+        if click is None:
+            refuse_malformed(body)
+            return
+        log_event(
+            logger,
+            "click.cancel",
+            request_id=click.request_id,
+            user_id=click.user_id,
+            channel_id=click.channel_id,
+        )
+        answer(
+            click,
+            transfers.cancel(click.request_id, user_id=click.user_id, channel_id=click.channel_id),
+        )
+
+    return acknowledge, confirm, cancel

@@ -1,0 +1,138 @@
+"""Run the real app (`python -m bot run --http`) as a process against the loopback fakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.fakes.slack import FakeSlack
+from tests.fakes.smspartner import FakeSMSPartner
+from tests.slack_requests import SlackSender
+
+SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
+BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"
+API_KEY = "e2e-smspartner-api-key-0123456789"
+STARTUP_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def app_env(
+    *, slack: FakeSlack, smspartner: FakeSMSPartner, database_url: str, **overrides: str
+) -> dict[str, str]:
+    """The environment of an app process wired to the fakes; overrides win."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "SMSPARTNER_", "CREDIT_", "DATABASE_URL"))
+    }
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        SMSPARTNER_API_KEY=API_KEY,
+        SMSPARTNER_BASE_URL=smspartner.base_url,
+        SMSPARTNER_TIMEOUT_SECONDS="2",
+        DATABASE_URL=database_url,
+        CREDIT_APPROVERS="UAPP,UAPP2",
+        SWEEP_INTERVAL_SECONDS="0.2",
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class AppProcess:
+    """One running app; `logs()` is everything it wrote to stderr."""
+
+    env: dict[str, str]
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.base_url}/slack/events"
+
+    def sender(self, slack: FakeSlack) -> SlackSender:
+        return SlackSender(self.events_url, SIGNING_SECRET, response_url_factory=slack.response_url)
+
+    def start(self) -> AppProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / f"app-{self.port}.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "run",
+                    "--http",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                cwd=self.workdir,  # no stray .env is read
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"app exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"app not ready after {STARTUP_SECONDS} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def log_events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+
+    def signal(self, signum: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -1,0 +1,67 @@
+"""The `credit-bot` command as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ENV = {
+    "SLACK_BOT_TOKEN": "xoxb-cli-test-token-123456",
+    "SLACK_SIGNING_SECRET": "cli-signing-secret-123456",
+    "SLACK_APP_TOKEN": "xapp-cli-app-token-123456",
+    "SMSPARTNER_API_KEY": "cli-smspartner-key-123456",
+}
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMSPARTNER_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    """`credit-bot --help` runs and names run and check."""
+    result = _run(["--help"], tmp_path)
+    assert result.returncode == 0
+    assert "run" in result.stdout and "check" in result.stdout
+
+
+def test_check_validates_settings_and_database(tmp_path: Path) -> None:
+    """`check` creates/upgrades the schema, says so, and prints no secret."""
+    result = _run(["check"], tmp_path, **ENV, DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}")
+    assert result.returncode == 0, result.stderr
+    assert "database: ok (schema version 2" in result.stdout
+    for secret in ENV.values():
+        assert secret not in result.stdout + result.stderr
+
+
+def test_bad_setting_stops_with_one_line(tmp_path: Path) -> None:
+    """A malformed variable stops start-up with one line naming it, exit code 2."""
+    result = _run(["check"], tmp_path, **ENV, CREDIT_MAX_AMOUNT="lots")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CREDIT_MAX_AMOUNT" in lines[0]
+
+
+def test_missing_secret_is_named(tmp_path: Path) -> None:
+    """Running HTTP mode without a signing secret names the variable."""
+    env = {k: v for k, v in ENV.items() if k != "SLACK_SIGNING_SECRET"}
+    result = _run(["run", "--http"], tmp_path, **env)
+    assert result.returncode == 2
+    assert "SLACK_SIGNING_SECRET is required" in result.stderr
+
+
+def test_env_file_is_read_from_the_working_directory(tmp_path: Path) -> None:
+    """Settings come from .env when the environment does not have them."""
+    (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in ENV.items()))
+    result = _run(["check"], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'e.db'}")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,452 @@
+"""End to end: the real app in HTTP mode, signed Slack requests, loopback Slack and SMS Partner.
+
+One app process serves the whole module (approvers UAPP and UAPP2; requester UREQ);
+each test uses its own sub-account so tests do not see each other's requests.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
+from bot.store import Status, Store
+from tests.e2e import API_KEY, BOT_TOKEN, SIGNING_SECRET, AppProcess, app_env
+from tests.fakes.slack import FakeSlack
+from tests.fakes.smspartner import FakeSMSPartner
+from tests.slack_requests import SlackSender
+
+# Every input SPEC.md §2 refuses, with a fragment of the reason shown.
+BAD_INPUTS = [
+    "add",
+    "add sub-1",
+    "add 10",
+    "transfer sub-1 10",
+    "add sub-1 0",
+    "add sub-1 -5",
+    "add sub-1 1e3",
+    "add sub-1 NaN",
+    "add sub-1 inf",
+    "add sub-1 10.555",
+    "add sub-1 1000.01",
+    "add sub-1 10 extra",
+    "add <!channel> 10",
+    "add sub/1 10",
+    "add " + "a" * 129 + " 10",
+    "remove sub-1 1,000.00",
+    "add sub-1 ١٠",
+]
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def smspartner() -> Iterator[FakeSMSPartner]:
+    with FakeSMSPartner(api_key=API_KEY, main_balance=Decimal("5000.000")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def database_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e") / "credit_bot.db"
+
+
+@pytest.fixture(scope="module")
+def app(slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path) -> Iterator[AppProcess]:
+    env = app_env(slack=slack, smspartner=smspartner, database_url=f"sqlite:///{database_file}")
+    process = AppProcess(env=env, workdir=database_file.parent).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_fakes(smspartner: FakeSMSPartner) -> None:
+    smspartner.reset()
+
+
+@pytest.fixture
+def sender(app: AppProcess, slack: FakeSlack) -> SlackSender:
+    return app.sender(slack)
+
+
+@pytest.fixture
+def store(database_file: Path) -> Iterator[Store]:
+    store = Store.from_url(f"sqlite:///{database_file}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def token(smspartner: FakeSMSPartner) -> str:
+    """A fresh sub-account with 100 EUR on it."""
+    name = f"sub-{secrets.token_hex(4)}"
+    smspartner.add_subaccount(name, Decimal("100.000"))
+    return name
+
+
+def _cards_about(slack: FakeSlack, token: str) -> list[dict[str, Any]]:
+    return [c.args for c in slack.calls_to("chat.postMessage") if token in json.dumps(c.args)]
+
+
+def _card_posted(slack: FakeSlack, token: str, already: int = 0) -> dict[str, Any]:
+    """Wait for a new confirmation card about `token`; return its chat.postMessage args."""
+    slack.wait_for(lambda fake: len(_cards_about(fake, token)) > already)
+    return _cards_about(slack, token)[-1]
+
+
+def _request_id(card: dict[str, Any]) -> str:
+    for block in card["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == CONFIRM_ACTION_ID:
+                return str(element["value"])
+    raise AssertionError(f"no Confirm button in {card}")
+
+
+def _card_now(slack: FakeSlack, token: str, predicate: str) -> dict[str, Any]:
+    """Wait until the card about `token` shows `predicate`; return it as users see it."""
+
+    def shows(fake: FakeSlack) -> bool:
+        return any(
+            token in json.dumps(m) and predicate in json.dumps(m) for m in fake.messages.values()
+        )
+
+    slack.wait_for(shows)
+    return next(
+        m for m in slack.messages.values() if token in json.dumps(m) and predicate in json.dumps(m)
+    )
+
+
+def _ephemeral_to(slack: FakeSlack, response_url_fragment: str) -> list[str]:
+    return [
+        json.dumps(r.body)
+        for r in slack.responses
+        if r.body.get("response_type") == "ephemeral" and response_url_fragment in r.url_id
+    ]
+
+
+def _open(sender: SlackSender, slack: FakeSlack, text: str, user: str = "UREQ") -> str:
+    token = text.split()[1]
+    already = len(_cards_about(slack, token))
+    response = sender.command(text, user_id=user)
+    assert response.status_code == 200
+    assert response.text == ""  # a valid command is acknowledged silently; the card follows
+    return _request_id(_card_posted(slack, token, already))
+
+
+def _buttons_left(message: dict[str, Any]) -> list[str]:
+    return [
+        e.get("action_id")
+        for b in message.get("blocks", [])
+        for e in b.get("elements", [])
+        if e.get("type") == "button"
+    ]
+
+
+def test_add_moves_credit_after_approval(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+) -> None:
+    """add: a card with both buttons, one approved click, one API call, balances shown."""
+    main_after = f"{smspartner.main_balance - Decimal('10.50'):.3f} EUR"
+    response = sender.command(f"add {token} 10,50")
+    assert response.status_code == 200
+    card = _card_posted(slack, token)
+    assert card["channel"] == "CFIN"
+    text = json.dumps(card)
+    for fact in ("<@UREQ>", "10.50 EUR", token, CONFIRM_ACTION_ID, CANCEL_ACTION_ID):
+        assert fact in text
+    request_id = _request_id(card)
+
+    click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    assert click.status_code == 200
+    done = _card_now(slack, token, "Added")
+    shown = json.dumps(done)
+    for fact in ("10.50 EUR", "<@UREQ>", "<@UAPP>", "110.500 EUR", main_after):
+        assert fact in shown
+    assert _buttons_left(done) == []
+
+    calls = smspartner.wait_for_requests(1)
+    assert len(calls) == 1
+    assert calls[0].path == "/v1/subaccount/credit/add"
+    assert calls[0].json == {"apiKey": API_KEY, "credit": "10.50", "tokenSubaccount": token}
+    stored = store.get(request_id)
+    assert stored is not None and stored.status is Status.SUCCEEDED
+    assert stored.subaccount_balance == Decimal("110.500")
+
+
+def test_remove_moves_credit_back(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+) -> None:
+    """remove: the sub-account goes down, the main account up, by exactly the amount."""
+    request_id = _open(sender, slack, f"remove {token} 25")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
+    shown = json.dumps(_card_now(slack, token, "Removed"))
+    assert "75.000 EUR" in shown and "25.00 EUR" in shown
+    assert smspartner.wait_for_requests(1)[0].path == "/v1/subaccount/credit/remove"
+
+
+@pytest.mark.parametrize(
+    ("code", "english"),
+    [
+        (1, "no SMS Partner API key configured"),
+        (2, "No credit amount was sent"),
+        (3, "No sub-account token was sent"),
+        (4, "not allowed to manage sub-account credit"),
+        (5, "must be greater than 0"),
+        (6, "balance to take the credit from must be greater than 0"),
+        (7, "Sub-account does not exist"),
+        (8, "Insufficient credit"),
+        (9, "API key is invalid"),
+        (10, "API key is invalid"),
+        (11, "Insufficient credit"),
+        (96, "IP"),
+        (42, "SMS Partner error 42"),
+    ],
+)
+def test_every_error_code_is_mapped(
+    code: int,
+    english: str,
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    store: Store,
+) -> None:
+    """Each vendor error code ends the request failed, its English text and vendor message shown."""
+    request_id = _open(sender, slack, f"add {token} 5")
+    smspartner.force_error(code, f"Message du fournisseur {code}", http_status=400)
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    shown = json.dumps(_card_now(slack, token, "did not go through"), ensure_ascii=False)
+    assert english in shown
+    assert f"Message du fournisseur {code}" in shown
+    stored = store.get(request_id)
+    assert stored is not None
+    assert (stored.status, stored.error_code) == (Status.FAILED, code)
+
+
+def test_cancel_by_requester(sender: SlackSender, slack: FakeSlack, token: str) -> None:
+    """The requester cancels: the card says who, no buttons, nothing sent."""
+    request_id = _open(sender, slack, f"add {token} 3")
+    sender.click(CANCEL_ACTION_ID, request_id, user_id="UREQ")
+    cancelled = _card_now(slack, token, "Cancelled by")
+    assert "<@UREQ>" in json.dumps(cancelled)
+    assert _buttons_left(cancelled) == []
+
+
+def test_cancel_by_approver_then_confirm_is_already_handled(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+) -> None:
+    """An approver cancels; a later Confirm gets 'already handled by' and calls nothing."""
+    request_id = _open(sender, slack, f"add {token} 3")
+    sender.click(CANCEL_ACTION_ID, request_id, user_id="UAPP")
+    _card_now(slack, token, "Cancelled by")
+    late_url = slack.response_url("late-confirm")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=late_url)
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, "late-confirm")))
+    assert "already handled by <@UAPP>" in _ephemeral_to(slack, "late-confirm")[0]
+    assert smspartner.requests == []
+
+
+@pytest.mark.parametrize(
+    ("user", "action", "reason"),
+    [
+        ("UREQ", CONFIRM_ACTION_ID, "not allowed to approve"),
+        ("USTRANGER", CONFIRM_ACTION_ID, "not allowed to approve"),
+        ("USTRANGER", CANCEL_ACTION_ID, "Only the person who asked or an approver"),
+    ],
+)
+def test_refused_clicks_change_nothing(
+    user: str,
+    action: str,
+    reason: str,
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    store: Store,
+) -> None:
+    """The requester (no approver) and a stranger are refused privately; nothing changes."""
+    request_id = _open(sender, slack, f"add {token} 4")
+    url = slack.response_url(f"refused-{token}")
+    assert sender.click(action, request_id, user_id=user, response_url=url).status_code == 200
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"refused-{token}")))
+    assert reason in _ephemeral_to(slack, f"refused-{token}")[0]
+    stored = store.get(request_id)
+    assert stored is not None and stored.status is Status.PENDING
+    assert smspartner.requests == []
+    assert not any(token in json.dumps(c.args) for c in slack.calls_to("chat.update"))
+
+
+def test_approver_cannot_approve_own_request(
+    sender: SlackSender, slack: FakeSlack, token: str
+) -> None:
+    """With approvers configured, an approver's own request needs another approver."""
+    request_id = _open(sender, slack, f"add {token} 4", user="UAPP")
+    url = slack.response_url(f"self-{token}")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=url)
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"self-{token}")))
+    assert "cannot approve your own request" in _ephemeral_to(slack, f"self-{token}")[0]
+
+
+def test_twenty_concurrent_confirms_send_once(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+) -> None:
+    """20 Confirm clicks at once: one SMS Partner call; the 19 others told it is handled."""
+    request_id = _open(sender, slack, f"add {token} 7")
+    smspartner.delay_seconds = 0.3  # keep the winner busy while the others arrive
+    urls = [slack.response_url(f"race-{token}-{n}") for n in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(
+            pool.map(
+                lambda n: (
+                    sender.click(
+                        CONFIRM_ACTION_ID,
+                        request_id,
+                        user_id="UAPP" if n % 2 else "UAPP2",
+                        response_url=urls[n],
+                    ).status_code
+                ),
+                range(20),
+            )
+        )
+    assert statuses == [200] * 20
+    _card_now(slack, token, "Added")
+    slack.wait_for(lambda f: len(_ephemeral_to(f, f"race-{token}")) == 19)
+    assert all("already" in text for text in _ephemeral_to(slack, f"race-{token}"))
+    assert len(smspartner.requests) == 1
+    stored = store.get(request_id)
+    assert stored is not None and stored.status is Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS)
+def test_bad_input_is_refused_and_changes_nothing(
+    text: str, sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner
+) -> None:
+    """Every malformed command: an ephemeral reason with usage; no card, no call."""
+    posts_before = len(slack.calls_to("chat.postMessage"))
+    response = sender.command(text)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    assert "Usage" in body["text"] and ":warning:" in body["text"]
+    assert "<!channel>" not in response.text
+    assert len(slack.calls_to("chat.postMessage")) == posts_before
+    assert smspartner.requests == []
+
+
+@pytest.mark.parametrize("text", ["", "help", "HELP"])
+def test_help_is_private_usage(text: str, sender: SlackSender) -> None:
+    """`/credit` and `/credit help` answer the usage privately."""
+    body = sender.command(text).json()
+    assert body["response_type"] == "ephemeral" and "/credit add" in body["text"]
+
+
+def test_bad_signature_and_old_timestamp_are_refused(
+    sender: SlackSender, slack: FakeSlack, token: str
+) -> None:
+    """A wrong signature, or a correct one 6 minutes old, gets 401 and does nothing."""
+    posts_before = len(slack.calls_to("chat.postMessage"))
+    assert sender.command(f"add {token} 5", signature="v0=" + "0" * 64).status_code == 401
+    old = int(time.time()) - 6 * 60
+    assert sender.command(f"add {token} 5", timestamp=old).status_code == 401
+    assert len(slack.calls_to("chat.postMessage")) == posts_before
+
+
+def test_click_is_acknowledged_before_the_api_answers(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+) -> None:
+    """With SMS Partner stuck, the click is still acknowledged; the card follows the answer."""
+    request_id = _open(sender, slack, f"add {token} 6")
+    smspartner.hang = True
+    click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    assert click.status_code == 200
+    smspartner.wait_for_requests(1)
+    _card_now(slack, token, "Sending to SMS Partner")  # in progress, no buttons
+    smspartner.release()
+
+
+def test_timeout_ends_unknown_and_is_not_resent(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+) -> None:
+    """No answer within the timeout: the card says unknown, the API saw exactly one request."""
+    request_id = _open(sender, slack, f"add {token} 8")
+    smspartner.hang = True
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    shown = json.dumps(_card_now(slack, token, "Outcome unknown"))
+    assert "may or may not have happened" in shown
+    smspartner.release()
+    assert len(smspartner.requests) == 1
+    stored = store.get(request_id)
+    assert stored is not None and stored.status is Status.UNKNOWN
+    # Clicking again does not re-send: it is already handled.
+    url = slack.response_url(f"again-{token}")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=url)
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"again-{token}")))
+    assert "it is unknown" in _ephemeral_to(slack, f"again-{token}")[0]
+    assert len(smspartner.requests) == 1
+
+
+@pytest.mark.parametrize("switch", ["http_500", "garbage_body"])
+def test_bad_answers_fail_and_app_keeps_serving(
+    switch: str,
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+) -> None:
+    """HTTP 500 or a garbage body: a failure card; the next request goes through."""
+    request_id = _open(sender, slack, f"add {token} 9")
+    setattr(smspartner, switch, True)
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    shown = json.dumps(_card_now(slack, token, "did not go through"))
+    assert "check the balances" in shown
+    smspartner.reset()
+    again = _open(sender, slack, f"remove {token} 1")
+    sender.click(CONFIRM_ACTION_ID, again, user_id="UAPP")
+    _card_now(slack, token, "Removed")
+
+
+def test_card_that_cannot_be_posted_is_explained(
+    sender: SlackSender, slack: FakeSlack, token: str
+) -> None:
+    """Bot not in the channel: the requester is told to invite it; nothing stays pending."""
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    url = slack.response_url(f"notin-{token}")
+    assert sender.command(f"add {token} 5", response_url=url).status_code == 200
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"notin-{token}")))
+    assert "/invite" in _ephemeral_to(slack, f"notin-{token}")[0]
+
+
+def test_click_from_another_channel_is_refused(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+) -> None:
+    """A request id clicked from another channel is not found there; nothing is sent."""
+    request_id = _open(sender, slack, f"add {token} 5")
+    url = slack.response_url(f"elsewhere-{token}")
+    sender.click(
+        CONFIRM_ACTION_ID, request_id, user_id="UAPP", channel_id="COTHER", response_url=url
+    )
+    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"elsewhere-{token}")))
+    assert "does not exist in this channel" in _ephemeral_to(slack, f"elsewhere-{token}")[0]
+    assert smspartner.requests == []
+
+
+def test_no_secret_reaches_slack_or_the_logs(app: AppProcess, slack: FakeSlack) -> None:
+    """Runs last: every message sent to Slack and every log line is free of secrets."""
+    sent = json.dumps([c.args for c in slack.calls] + [r.body for r in slack.responses])
+    logs = app.logs()
+    assert len(slack.calls) > 20 and len(logs) > 1000  # the module above did run
+    for secret in (API_KEY, SIGNING_SECRET, BOT_TOKEN):
+        assert secret not in sent
+        assert secret not in logs
