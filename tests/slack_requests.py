@@ -77,7 +77,29 @@ class SlackSender:
         signature: str | None = None,
     ) -> requests.Response:
         """A slash command, form-encoded with every field Slack sends, in Slack's order."""
-        fields = {
+        fields = self.command_fields(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            command=command,
+            response_url=response_url,
+            trigger_id=trigger_id,
+        )
+        body = urlencode(fields).encode("utf-8")
+        return self.post(body, FORM, timestamp=timestamp, signature=signature)
+
+    def command_fields(
+        self,
+        text: str,
+        *,
+        user_id: str = "UREQ",
+        channel_id: str = "CFIN",
+        command: str = "/credit",
+        response_url: str | None = None,
+        trigger_id: str | None = None,
+    ) -> dict[str, str]:
+        """The fields of a slash command (HTTP sends them form-encoded, Socket Mode as JSON)."""
+        return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "team_domain": TEAM_DOMAIN,
@@ -92,10 +114,21 @@ class SlackSender:
             "response_url": response_url or self._response_url(),
             "trigger_id": trigger_id or new_trigger_id(),
         }
-        body = urlencode(fields).encode("utf-8")
-        return self.post(body, FORM, timestamp=timestamp, signature=signature)
 
     def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        **fields: Any,
+    ) -> requests.Response:
+        """POST a click (see `click_payload` for the fields) signed as Slack signs it."""
+        payload = self.click_payload(action_id, value, **fields)
+        return self.raw_payload(payload, timestamp=timestamp, signature=signature)
+
+    def click_payload(
         self,
         action_id: str,
         value: str,
@@ -105,13 +138,11 @@ class SlackSender:
         message_ts: str = "1700000000.000100",
         response_url: str | None = None,
         block_id: str = "credit_actions",
-        timestamp: int | None = None,
-        signature: str | None = None,
         message: dict[str, Any] | None = None,
         button_text: str | None = None,
         style: str | None = None,
-    ) -> requests.Response:
-        """A click on a message button: a block_actions interaction as Slack posts it.
+    ) -> dict[str, Any]:
+        """A click on a message button: a block_actions interaction as Slack sends it.
 
         Pass `message` (e.g. `fake.messages[(channel, ts)]`) to send the message as the user
         saw it; the clicked button is then looked up in its blocks and its block_id, label
@@ -166,7 +197,7 @@ class SlackSender:
             "response_url": response_url or self._response_url(),
             "actions": [action],
         }
-        return self.raw_payload(payload, timestamp=timestamp, signature=signature)
+        return payload
 
     def raw_payload(
         self,

@@ -78,8 +78,12 @@ class FakeSlack:
         bot_token: str = DEFAULT_BOT_TOKEN,
         team_id: str = "T0TEST",
         bot_user_id: str = "UBOT",
+        app_token: str = "xapp-test-app-token",
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
+        # Where apps.connections.open sends a Socket Mode client (a FakeSocketMode's url).
+        self.socket_mode_url: str | None = None
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self._changed = threading.Condition(threading.RLock())
@@ -220,7 +224,9 @@ class FakeSlack:
             return {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return {"ok": False, "error": "not_authed"}
-        if token != self.bot_token:
+        # Socket Mode's one method takes the app-level token; every other one the bot token.
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
             return {"ok": False, "error": "invalid_auth"}
         if self._failures[method]:
             return {"ok": False, "error": self._failures[method].popleft()}
@@ -332,7 +338,9 @@ class FakeSlack:
         return {"ok": True, "channel": channel, "ts": ts}
 
     def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": False, "error": "not_allowed_token_type"}
+        if self.socket_mode_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_mode_url}
 
 
 _METHODS: dict[str, Handler] = {
