@@ -10,12 +10,14 @@ import threading
 from collections.abc import Sequence
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from sqlalchemy.exc import SQLAlchemyError
 
+from bot import audit
 from bot.app import build_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging, log_event
 from bot.server import HttpServer
-from bot.store import Store
+from bot.store import Status, Store
 
 logger = logging.getLogger("bot.cli")
 
@@ -40,12 +42,19 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="validate the settings and the database; touches neither Slack nor money"
     )
     check.add_argument("--http", action="store_true", help="check the settings of HTTP mode")
+    audit = commands.add_parser(
+        "audit", help="list recent requests, or one request's whole trail (reads only)"
+    )
+    audit.add_argument("request_id", nargs="?", help="show this request and its trail")
+    audit.add_argument("--status", choices=[s.value for s in Status], help="only this state")
+    audit.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    http_mode = bool(args.http)
+    # audit only reads the database: it needs neither Slack secret.
+    http_mode = None if args.command == "audit" else bool(args.http)
     try:
         settings = load_settings(env_file=args.env_file, http_mode=http_mode)
     except ConfigError as error:
@@ -54,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(secrets=settings.secrets(), level=args.log_level)
     if args.command == "check":
         return check(settings)
+    if args.command == "audit":
+        return show_audit(settings, args.request_id, status=args.status, limit=args.limit)
     if args.http:
         return run_http(settings, host=args.host, port=args.port, threads=args.threads)
     return run_socket_mode(settings)
@@ -71,6 +82,32 @@ def check(settings: Settings) -> int:
         store.close()
     print(f"settings: ok ({settings!r})")
     print(f"database: ok (schema version {version}, was {before})")
+    return 0
+
+
+def show_audit(
+    settings: Settings, request_id: str | None, *, status: str | None, limit: int
+) -> int:
+    store = Store.from_url(settings.database_url)
+    try:
+        if request_id:
+            lines = list(audit.trail(store, request_id))
+        else:
+            lines = list(
+                audit.list_requests(store, limit=limit, status=Status(status) if status else None)
+            )
+    except LookupError as error:
+        print(f"credit-bot: {error}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as error:
+        print(
+            f"credit-bot: database error ({type(error).__name__}); run credit-bot check",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        store.close()
+    print("\n".join(lines))
     return 0
 
 

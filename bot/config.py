@@ -90,13 +90,14 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     env_file: str | Path | None = ".env",
-    http_mode: bool = True,
+    http_mode: bool | None = True,
 ) -> Settings:
     """Read settings from `environ` (default: os.environ) over the `.env` file.
 
     Real environment variables win over `.env`, as with python-dotenv's default.
     `http_mode` decides which Slack secret is required: the signing secret for
-    HTTP mode, the app-level token for Socket Mode.
+    HTTP mode, the app-level token for Socket Mode, neither when None (tools that
+    only read the database).
     """
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
@@ -106,8 +107,10 @@ def load_settings(
 
     settings = Settings(
         slack_bot_token=reader.secret("SLACK_BOT_TOKEN", prefix="xoxb-"),
-        slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET", required=http_mode),
-        slack_app_token=reader.secret("SLACK_APP_TOKEN", required=not http_mode, prefix="xapp-"),
+        slack_signing_secret=reader.secret("SLACK_SIGNING_SECRET", required=http_mode is True),
+        slack_app_token=reader.secret(
+            "SLACK_APP_TOKEN", required=http_mode is False, prefix="xapp-"
+        ),
         smspartner_api_key=reader.secret("SMSPARTNER_API_KEY"),
         slack_api_url=reader.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, trailing_slash=True),
         smspartner_base_url=reader.url("SMSPARTNER_BASE_URL", DEFAULT_SMSPARTNER_BASE_URL),

@@ -217,6 +217,15 @@ class Store:
             for r in rows
         ]
 
+    def recent(self, *, limit: int = 50, status: Status | None = None) -> list[CreditRequest]:
+        """The newest requests first, for the audit listing."""
+        query = select(_requests).order_by(_requests.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(_requests.c.status == status.value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_to_request(r._mapping) for r in rows]
+
     def attach_card(self, *, request_id: str, message_ts: str) -> None:
         """Remember where the confirmation card is, so any replica can replace it later."""
         with self.engine.begin() as conn:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
+
+from bot.commands import Action
+from bot.store import Store
 
 ENV = {
     "SLACK_BOT_TOKEN": "xoxb-cli-test-token-123456",
@@ -65,3 +69,47 @@ def test_env_file_is_read_from_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("\n".join(f"{k}={v}" for k, v in ENV.items()))
     result = _run(["check"], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'e.db'}")
     assert result.returncode == 0, result.stderr
+
+
+def test_audit_lists_requests_and_shows_a_trail(tmp_path: Path) -> None:
+    """`audit` lists requests newest first; `audit ID` shows every status change with its actor."""
+    database_url = f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store.from_url(database_url)
+    store.migrate()
+    request = store.create(
+        action=Action.REMOVE,
+        subaccount_token="sub-audit",
+        amount=Decimal("12.30"),
+        currency="EUR",
+        requester_id="UREQ",
+        channel_id="CFIN",
+        response_url=None,
+        ttl_seconds=60,
+    )
+    store.claim(request_id=request.id, approver_id="UAPP", executor="h/1/x")
+    store.record_failure(request_id=request.id, error_code=8, error_message="Insufficient\tcredit")
+    store.close()
+
+    # Neither Slack secret is needed to read the trail.
+    env = {k: v for k, v in ENV.items() if k not in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")}
+    listing = _run(["audit"], tmp_path, **env, DATABASE_URL=database_url)
+    assert listing.returncode == 0, listing.stderr
+    header, row = listing.stdout.strip().splitlines()
+    assert header.startswith("created_at\tid\tstatus")
+    assert row.split("\t")[1:9] == [
+        request.id,
+        "failed",
+        "remove",
+        "12.30",
+        "EUR",
+        "sub-audit",
+        "UREQ",
+        "UAPP",
+    ]
+    assert row.endswith("Insufficient credit")
+
+    shown = _run(["audit", request.id], tmp_path, **ENV, DATABASE_URL=database_url)
+    events = [line.split("\t")[1:3] for line in shown.stdout.strip().splitlines()[-3:]]
+    assert events == [["pending", "UREQ"], ["executing", "UAPP"], ["failed", ""]]
+    missing = _run(["audit", "cr_nope"], tmp_path, **ENV, DATABASE_URL=database_url)
+    assert missing.returncode == 1 and "no request cr_nope" in missing.stderr
