@@ -63,12 +63,26 @@ Outcome = Refused | AlreadyHandled | CardChanged
 
 def new_executor_id() -> str:
     """Who is executing: host, process, and a nonce that tells a restarted process apart."""
-    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    return f"{_process_space()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
+def _process_space() -> str:
+    """Where our pids mean something: the host name, plus the pid namespace on Linux.
+
+    Containers sharing a host name (`--network host`, a fixed `hostname:`) each have their
+    own pids, often all 1: without the namespace, a replica would take a live sibling's
+    pid for its own previous life, or for a dead process, and its transfer for crashed."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}:{namespace.removeprefix('pid:[').removesuffix(']')}"
 
 
 def executor_is_gone(executor: str | None, me: str) -> bool:
     """True when `executor` is known to be dead: a previous life of this process, or a
-    process of this host that no longer exists. Other hosts are judged by time only."""
+    process of this host and pid namespace that no longer exists. Other hosts and other
+    namespaces are judged by time only."""
     if not executor or executor == me:
         return False
     host, _, rest = executor.partition("/")
@@ -78,7 +92,7 @@ def executor_is_gone(executor: str | None, me: str) -> bool:
         return False
     pid = int(pid_text)
     if str(pid) == my_rest.partition("/")[0]:
-        return True  # same host and pid, other nonce: this process restarted
+        return True  # same host, namespace and pid, other nonce: this process restarted
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -64,6 +64,8 @@ class AppProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Runs the app through another program, e.g. `unshare --pid --fork` for a new pid space.
+    command_prefix: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -82,6 +84,7 @@ class AppProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
+                    *self.command_prefix,
                     sys.executable,
                     "-m",
                     "bot",
@@ -127,6 +130,20 @@ class AppProcess:
     def wait(self, timeout: float = 30) -> int:
         assert self.process is not None
         return self.process.wait(timeout=timeout)
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash would, and reap it: an unreaped child still answers
+        `kill(pid, 0)`, so a restarted app would take the dead one for alive."""
+        assert self.process is not None
+        self.process.kill()
+        return self.process.wait(timeout=30)
+
+    def health(self) -> int:
+        """The HTTP status of GET /healthz (0 when nothing answers)."""
+        try:
+            return requests.get(f"{self.base_url}/healthz", timeout=2).status_code
+        except requests.ConnectionError:
+            return 0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
