@@ -16,6 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 REDACTED = "[redacted]"
+# Bolt logs the whole body of every request whose signature is wrong, at INFO: uncapped,
+# anyone who can reach the URL could write lines of a megabyte (the server's body limit).
+MAX_MESSAGE_CHARS = 2000
+# json.dumps(ensure_ascii=False) leaves these raw, and str.splitlines and other readers
+# take them for line breaks: escaped, one record stays one line whatever a request held.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -60,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _capped(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD:
@@ -69,7 +75,13 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             line["error"] = record.exc_text
-        return json.dumps(line, default=_plain, ensure_ascii=False)
+        return json.dumps(line, default=_plain, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_MESSAGE_CHARS]}… [{len(message) - MAX_MESSAGE_CHARS} more characters]"
 
 
 def _plain(value: Any) -> str:
@@ -95,4 +107,13 @@ def log_event(
     """One line for one event: `event` is its name, fields its facts (None ones dropped)."""
     logger.log(
         level, event, extra={"event": event, **{k: v for k, v in fields.items() if v is not None}}
+    )
+
+
+def log_failure(logger: logging.Logger, event: str, **fields: Any) -> None:
+    """Inside an `except` at a boundary: one error line, the traceback in its `error` field."""
+    logger.error(
+        event,
+        exc_info=True,
+        extra={"event": event, **{k: v for k, v in fields.items() if v is not None}},
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.blocks import mention
 from bot.cards import Cards
-from bot.logs import log_event
+from bot.logs import log_event, log_failure
 from bot.store import CreditRequest, Status
 from bot.transfers import CardChanged, Outcome, Refused, Transfers
 
@@ -93,20 +93,30 @@ def make_action_listeners(
         )
 
     def refuse_malformed(body: Any) -> None:
-        # Slack never sends our buttons like this; still, answer whoever clicked if we can.
-        log_event(logger, "click.malformed", level=logging.WARNING)
+        # Slack never sends our buttons like this; still, answer whoever clicked if we can:
+        # the response_url alone reaches them, whatever else the payload lacks.
         user = body.get("user") if isinstance(body, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None
+        user_id = user_id if isinstance(user_id, str) else None
         response_url = body.get("response_url") if isinstance(body, dict) else None
-        if isinstance(user_id, str) and isinstance(response_url, str):
+        log_event(logger, "click.malformed", level=logging.WARNING, user_id=user_id)
+        if isinstance(response_url, str) and response_url:
             cards.tell(
-                user_id=user_id,
+                user_id=user_id or "",
                 channel_id="",
                 response_url=response_url,
                 text="This button is not a valid credit request; nothing was done.",
             )
 
     def confirm(body: Any) -> None:
+        try:
+            handle_confirm(body)
+        except Exception:
+            # The boundary: Bolt would log a lazy listener's exception in one line, without
+            # its traceback.
+            log_failure(logger, "click.failed", action="confirm")
+
+    def handle_confirm(body: Any) -> None:
         click = read_click(body)
         if click is None:
             refuse_malformed(body)
@@ -128,6 +138,12 @@ def make_action_listeners(
         answer(click, outcome)
 
     def cancel(body: Any) -> None:
+        try:
+            handle_cancel(body)
+        except Exception:
+            log_failure(logger, "click.failed", action="cancel")
+
+    def handle_cancel(body: Any) -> None:
         click = read_click(body)
         if click is None:
             refuse_malformed(body)

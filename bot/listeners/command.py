@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -12,22 +13,23 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import Message, build_usage, escape_mrkdwn
 from bot.cards import Cards
 from bot.commands import CreditCommand, HelpCommand, UsageError, parse_command
-from bot.logs import log_event
+from bot.logs import log_event, log_failure
 from bot.policy import Policy
 from bot.transfers import Transfers
 
 logger = logging.getLogger(__name__)
 
 NOT_IN_CHANNEL_ERRORS = {"not_in_channel", "channel_not_found", "is_archived"}
+# What Slack's user and channel ids look like (U…, W…, C…, G…, D…).
+SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
 
 
 def evaluate(
     command: dict[str, Any], *, policy: Policy, max_amount: Decimal
 ) -> CreditCommand | Message:
     """The request to open, or the ephemeral answer that explains why not."""
-    refusal = policy.refuse_request(
-        user_id=str(command.get("user_id", "")), channel_id=str(command.get("channel_id", ""))
-    )
+    user_id, channel_id = command.get("user_id"), command.get("channel_id")
+    refusal = policy.refuse_request(user_id=str(user_id or ""), channel_id=str(channel_id or ""))
     try:
         parsed = parse_command(str(command.get("text", "")), max_amount=max_amount)
     except UsageError as error:
@@ -36,6 +38,10 @@ def evaluate(
         return build_usage()
     if refusal:
         return build_usage(escape_mrkdwn(refusal))
+    # Slack always says who and where; a request without both could be neither stored nor
+    # approved, so it is refused here, in the ack, not left to fail after a silent one.
+    if not all(isinstance(v, str) and SLACK_ID.fullmatch(v) for v in (user_id, channel_id)):
+        return build_usage("Slack did not say who asks, or where: nothing was requested.")
     return parsed
 
 
@@ -56,7 +62,20 @@ def make_command_listeners(
             )
             ack(response_type="ephemeral", **result)
 
-    def open_request(command: dict[str, Any], respond: Any) -> None:
+    def open_request(command: dict[str, Any]) -> None:
+        try:
+            post_request(command)
+        except Exception:
+            # The boundary: Bolt would log a lazy listener's exception in one line, without
+            # its traceback.
+            log_failure(
+                logger,
+                "command.failed",
+                user_id=command.get("user_id"),
+                channel_id=command.get("channel_id"),
+            )
+
+    def post_request(command: dict[str, Any]) -> None:
         result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
         if not isinstance(result, CreditCommand):
             return
@@ -87,6 +106,13 @@ def make_command_listeners(
                 text = (
                     f"Slack would not take the confirmation card ({code}). Nothing was requested."
                 )
-            respond(response_type="ephemeral", replace_original=False, text=text)
+            # Not Bolt's `respond`: it raises when the command came without a usable
+            # response_url; `tell` falls back to chat.postEphemeral and never raises.
+            cards.tell(
+                user_id=request.requester_id,
+                channel_id=request.channel_id,
+                response_url=request.response_url,
+                text=text,
+            )
 
     return acknowledge, open_request
