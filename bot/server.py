@@ -15,8 +15,13 @@ import signal
 import threading
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_context
+from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
 from bot.app import Bot
@@ -38,7 +43,7 @@ class SlackHttpApp:
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
-        self.slack = SlackRequestHandler(bot.app)
+        self.verifier = SignatureVerifier(bot.settings.slack_signing_secret.reveal())
         self.draining = threading.Event()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -53,9 +58,78 @@ class SlackHttpApp:
                 return _json(start_response, "405 Method Not Allowed", {"error": "POST only"})
             if self.draining.is_set():
                 return _json(start_response, "503 Service Unavailable", {"error": "draining"})
-            result: Iterable[bytes] = self.slack(environ, start_response)
-            return result
+            return self._slack(environ, start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
+
+    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Bolt's WSGI handler, minus what it does before checking anything: Bolt parses
+        and indexes the body before the signature is verified, and raises (a 500 with a
+        traceback) on bodies Slack never sends."""
+        http = WsgiHttpRequest(environ)
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        headers = http.get_headers()
+        timestamp = str(headers.get("x-slack-request-timestamp", ""))
+        signature = str(headers.get("x-slack-signature", ""))
+        try:
+            valid = self.verifier.is_valid(raw, timestamp, signature)
+        except UnicodeDecodeError:
+            valid = False
+        if not valid:
+            # Wrong signing secret, or a clock off by over 5 minutes (README, Troubleshooting).
+            log_event(logger, "http.invalid_signature", level=logging.WARNING)
+            return _json(start_response, "401 Unauthorized", {"error": "invalid signature"})
+        request = _bolt_request(raw, http.query_string, headers)
+        if request is None:
+            return _json(start_response, "400 Bad Request", {"error": "not a Slack request"})
+        answer = self.bot.app.dispatch(request)
+        response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
+        start_response(response.status, response.get_headers())
+        return response.get_body()
+
+
+class _SlackRequest(BoltRequest):
+    """Bolt's request, with form bodies read right: Bolt takes any form body containing
+    "payload" (a command's text, a channel's name) for an interaction, and finds no listener.
+    Lazy listeners get a copy re-parsed from the raw body, hence `to_copyable`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.content_type != "application/json" and not self.raw_body.startswith("{"):
+            fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
+            if "payload" not in fields:
+                self.body = fields
+                self.context = build_context(self.context, fields)
+
+    def to_copyable(self) -> BoltRequest:
+        return _SlackRequest(
+            body=self.raw_body,
+            query=self.query,
+            headers=self.headers,
+            context=self.context.to_copyable(),
+            mode=self.mode,
+        )
+
+
+def _bolt_request(raw: bytes, query: str, headers: dict[str, Any]) -> BoltRequest | None:
+    """The request for Bolt, or None when the body is not one Slack sends."""
+    try:
+        request = _SlackRequest(body=raw.decode("utf-8"), query=query, headers=headers)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None  # not UTF-8, not JSON, or JSON of a shape Bolt cannot read
+    body: object = request.body
+    if not isinstance(body, dict):
+        return None
+    if body.get("type") == "block_actions":
+        actions = body.get("actions")
+        # Bolt's action matchers index actions[0]["action_id"] without a check.
+        if not (
+            isinstance(actions, list)
+            and actions
+            and isinstance(actions[0], dict)
+            and "action_id" in actions[0]
+        ):
+            return None
+    return request
 
 
 def _json(start_response: StartResponse, status: str, body: dict[str, str]) -> list[bytes]:

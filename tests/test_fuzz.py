@@ -366,11 +366,6 @@ def _send_command(h: Harness, fields: dict[str, str], kind: str) -> None:
     response = h.sender.post(body, FORM)
     h.stats[f"{kind}.requests"] += 1
     h.stats[f"{kind}.status_{response.status_code}"] += 1
-    if response.status_code == 404:
-        # Until bot/server.py reads such bodies right, Bolt takes any form body that mentions
-        # "payload" for an interaction and finds no listener (xfail test at the end).
-        assert b"payload" in body
-        return
     assert response.status_code == 200
     if _is_silent_ack(response.text):
         h.stats[f"{kind}.cards"] += 1
@@ -424,7 +419,7 @@ json_junk = st.recursive(
     max_leaves=6,
 )
 # What Bolt itself reads before any listener (user, channel): it indexes a number or a list
-# holding "id" and fails, so those shapes are left to the xfail test at the end.
+# holding "id" and fails, so bot/server.py refuses those shapes (test_malformed_signed_body...).
 bolt_safe_junk = st.one_of(
     st.none(),
     st.text(max_size=20),
@@ -637,7 +632,7 @@ def test_garbage_bodies_leak_nothing_and_move_no_money(
 ) -> None:
     """Bodies Slack never sends: no traceback in the answer, no API call, app keeps serving.
 
-    Some still get a 500 (Bolt parses the body before any check): see the xfail test below."""
+    bot/server.py checks the signature, then the shape, before Bolt reads anything."""
     h = harness
     h.stats["garbage.inputs"] += 1
     transfers = len(h.smspartner.requests)
@@ -645,10 +640,10 @@ def test_garbage_bodies_leak_nothing_and_move_no_money(
     response = h.sender.post(body, content_type, signature=signature)
     h.stats["garbage.requests"] += 1
     h.stats[f"garbage.status_{response.status_code}"] += 1
-    assert response.status_code in (200, 400, 401, 404, 500)
+    assert response.status_code in (200, 400, 401, 404)
     assert "Traceback" not in response.text and 'File "' not in response.text
     if not signed:
-        assert response.status_code in (401, 500)  # refused, or failed before the check
+        assert response.status_code == 401
     assert len(h.smspartner.requests) == transfers
     assert h.app.health() == 200
 
@@ -706,13 +701,8 @@ MALFORMED = [
     "channel-a-number",
     "team-a-number",
 ]
-BOLT_PARSES_FIRST = (
-    "Bolt parses and indexes the body before any listener or middleware of ours runs, and "
-    "answers 500 with a traceback in the log; the guard belongs in bot/server.py (issue 5 note)"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=BOLT_PARSES_FIRST)
 @pytest.mark.parametrize("case", MALFORMED)
 def test_malformed_signed_body_gets_a_4xx(
     case: str, sender: SlackSender, app: AppProcess, stats: Counter[str]
@@ -726,7 +716,6 @@ def test_malformed_signed_body_gets_a_4xx(
     assert unhandled_errors(app.logs()[start:]) == []
 
 
-@pytest.mark.xfail(strict=True, reason=BOLT_PARSES_FIRST)
 def test_unsigned_garbage_gets_401(sender: SlackSender, stats: Counter[str]) -> None:
     """Garbage without a valid signature is refused as unsigned (401), not parsed (500)."""
     body = urlencode({"payload": "{not json"}).encode()
@@ -734,11 +723,6 @@ def test_unsigned_garbage_gets_401(sender: SlackSender, stats: Counter[str]) -> 
     assert sender.post(body, FORM, signature="v0=" + "0" * 64).status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bolt's parse_body takes any form body containing 'payload' for an interaction "
-    "and finds no listener (404, Slack shows dispatch_failed); fix in bot/server.py",
-)
 @pytest.mark.parametrize(
     ("text", "channel"),
     [("add payload-1 10", "CFIN"), ("help", "CPAYLOAD")],
