@@ -112,8 +112,8 @@ def make_action_listeners(
         try:
             handle_confirm(body)
         except Exception:
-            # The boundary: Bolt would log a lazy listener's exception in one line, without
-            # its traceback.
+            # The boundary: an exception in a worker would vanish with its Future; log it
+            # with its traceback.
             log_failure(logger, "click.failed", action="confirm")
 
     def handle_confirm(body: Any) -> None:

@@ -47,12 +47,14 @@ def evaluate(
 
 def make_command_listeners(
     *, transfers: Transfers, cards: Cards, max_amount: Decimal
-) -> tuple[Callable[..., None], Callable[..., None]]:
-    def acknowledge(ack: Any, command: dict[str, Any]) -> None:
-        # Only in-memory work here: Slack is waiting, and the user sees errors at once.
+) -> tuple[Callable[..., bool], Callable[..., None]]:
+    def acknowledge(ack: Any, command: dict[str, Any]) -> bool:
+        """Only in-memory work here: Slack is waiting, and the user sees errors at once.
+        True when the request is to be opened."""
         result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
         if isinstance(result, CreditCommand):
             ack()
+            return True
         else:
             log_event(
                 logger,
@@ -61,13 +63,14 @@ def make_command_listeners(
                 channel_id=command.get("channel_id"),
             )
             ack(response_type="ephemeral", **result)
+            return False
 
     def open_request(command: dict[str, Any]) -> None:
         try:
             post_request(command)
         except Exception:
-            # The boundary: Bolt would log a lazy listener's exception in one line, without
-            # its traceback.
+            # The boundary: an exception in a worker would vanish with its Future; log it
+            # with its traceback.
             log_failure(
                 logger,
                 "command.failed",
