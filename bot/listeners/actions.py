@@ -108,56 +108,45 @@ def make_action_listeners(
                 text="This button is not a valid credit request; nothing was done.",
             )
 
-    def confirm(body: Any) -> None:
-        try:
-            handle_confirm(body)
-        except Exception:
-            # The boundary: an exception in a worker would vanish with its Future; log it
-            # with its traceback.
-            log_failure(logger, "click.failed", action="confirm")
+    def on_click(action: str, decide: Callable[[Click], Outcome]) -> Callable[[Any], None]:
+        """The work behind one button: read the click, log it, decide, answer."""
 
-    def handle_confirm(body: Any) -> None:
-        click = read_click(body)
-        if click is None:
-            refuse_malformed(body)
-            return
-        log_event(
-            logger,
-            "click.confirm",
-            request_id=click.request_id,
-            user_id=click.user_id,
-            channel_id=click.channel_id,
-        )
-        outcome: Outcome = transfers.confirm(
+        def handle(body: Any) -> None:
+            try:
+                click = read_click(body)
+                if click is None:
+                    refuse_malformed(body)
+                    return
+                log_event(
+                    logger,
+                    f"click.{action}",
+                    request_id=click.request_id,
+                    user_id=click.user_id,
+                    channel_id=click.channel_id,
+                )
+                answer(click, decide(click))
+            except Exception:
+                # The boundary: an exception in a worker would vanish with its Future; log it
+                # with its traceback.
+                log_failure(logger, "click.failed", action=action)
+
+        return handle
+
+    confirm = on_click(
+        "confirm",
+        lambda click: transfers.confirm(
             click.request_id,
             user_id=click.user_id,
             channel_id=click.channel_id,
             # The buttons go away while the transfer is under way.
             on_executing=lambda request: cards.show(request, message_ts=click.message_ts),
-        )
-        answer(click, outcome)
-
-    def cancel(body: Any) -> None:
-        try:
-            handle_cancel(body)
-        except Exception:
-            log_failure(logger, "click.failed", action="cancel")
-
-    def handle_cancel(body: Any) -> None:
-        click = read_click(body)
-        if click is None:
-            refuse_malformed(body)
-            return
-        log_event(
-            logger,
-            "click.cancel",
-            request_id=click.request_id,
-            user_id=click.user_id,
-            channel_id=click.channel_id,
-        )
-        answer(
-            click,
-            transfers.cancel(click.request_id, user_id=click.user_id, channel_id=click.channel_id),
-        )
+        ),
+    )
+    cancel = on_click(
+        "cancel",
+        lambda click: transfers.cancel(
+            click.request_id, user_id=click.user_id, channel_id=click.channel_id
+        ),
+    )
 
     return acknowledge, confirm, cancel
