@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from bot.blocks import CONFIRM_ACTION_ID
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
 from tests.slack_requests import SlackSender
@@ -153,3 +154,55 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+# -- reading what the app sent to Slack -----------------------------------------------------
+
+
+def cards_about(slack: FakeSlack, token: str) -> list[dict[str, Any]]:
+    return [c.args for c in slack.calls_to("chat.postMessage") if token in json.dumps(c.args)]
+
+
+def card_posted(slack: FakeSlack, token: str, already: int = 0) -> dict[str, Any]:
+    """Wait for a new confirmation card about `token`; return its chat.postMessage args."""
+    slack.wait_for(lambda fake: len(cards_about(fake, token)) > already)
+    return cards_about(slack, token)[-1]
+
+
+def request_id_of(card: dict[str, Any]) -> str:
+    for block in card["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == CONFIRM_ACTION_ID:
+                return str(element["value"])
+    raise AssertionError(f"no Confirm button in {card}")
+
+
+def card_now(slack: FakeSlack, token: str, predicate: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Wait until the card about `token` shows `predicate`; return it as users see it."""
+
+    def shows(fake: FakeSlack) -> bool:
+        return any(
+            token in json.dumps(m) and predicate in json.dumps(m) for m in fake.messages.values()
+        )
+
+    slack.wait_for(shows, timeout=timeout)
+    return next(
+        m for m in slack.messages.values() if token in json.dumps(m) and predicate in json.dumps(m)
+    )
+
+
+def ephemeral_to(slack: FakeSlack, response_url_fragment: str) -> list[str]:
+    return [
+        json.dumps(r.body)
+        for r in slack.responses
+        if r.body.get("response_type") == "ephemeral" and response_url_fragment in r.url_id
+    ]
+
+
+def open_request(sender: SlackSender, slack: FakeSlack, text: str, user: str = "UREQ") -> str:
+    token = text.split()[1]
+    already = len(cards_about(slack, token))
+    response = sender.command(text, user_id=user)
+    assert response.status_code == 200
+    assert response.text == ""  # a valid command is acknowledged silently; the card follows
+    return request_id_of(card_posted(slack, token, already))

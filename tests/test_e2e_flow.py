@@ -19,7 +19,18 @@ import pytest
 
 from bot.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
 from bot.store import Status, Store
-from tests.e2e import API_KEY, BOT_TOKEN, SIGNING_SECRET, AppProcess, app_env
+from tests.e2e import (
+    API_KEY,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    AppProcess,
+    app_env,
+    card_now,
+    card_posted,
+    ephemeral_to,
+    open_request,
+    request_id_of,
+)
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
 from tests.slack_requests import SlackSender
@@ -96,55 +107,6 @@ def token(smspartner: FakeSMSPartner) -> str:
     return name
 
 
-def _cards_about(slack: FakeSlack, token: str) -> list[dict[str, Any]]:
-    return [c.args for c in slack.calls_to("chat.postMessage") if token in json.dumps(c.args)]
-
-
-def _card_posted(slack: FakeSlack, token: str, already: int = 0) -> dict[str, Any]:
-    """Wait for a new confirmation card about `token`; return its chat.postMessage args."""
-    slack.wait_for(lambda fake: len(_cards_about(fake, token)) > already)
-    return _cards_about(slack, token)[-1]
-
-
-def _request_id(card: dict[str, Any]) -> str:
-    for block in card["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == CONFIRM_ACTION_ID:
-                return str(element["value"])
-    raise AssertionError(f"no Confirm button in {card}")
-
-
-def _card_now(slack: FakeSlack, token: str, predicate: str) -> dict[str, Any]:
-    """Wait until the card about `token` shows `predicate`; return it as users see it."""
-
-    def shows(fake: FakeSlack) -> bool:
-        return any(
-            token in json.dumps(m) and predicate in json.dumps(m) for m in fake.messages.values()
-        )
-
-    slack.wait_for(shows)
-    return next(
-        m for m in slack.messages.values() if token in json.dumps(m) and predicate in json.dumps(m)
-    )
-
-
-def _ephemeral_to(slack: FakeSlack, response_url_fragment: str) -> list[str]:
-    return [
-        json.dumps(r.body)
-        for r in slack.responses
-        if r.body.get("response_type") == "ephemeral" and response_url_fragment in r.url_id
-    ]
-
-
-def _open(sender: SlackSender, slack: FakeSlack, text: str, user: str = "UREQ") -> str:
-    token = text.split()[1]
-    already = len(_cards_about(slack, token))
-    response = sender.command(text, user_id=user)
-    assert response.status_code == 200
-    assert response.text == ""  # a valid command is acknowledged silently; the card follows
-    return _request_id(_card_posted(slack, token, already))
-
-
 def _buttons_left(message: dict[str, Any]) -> list[str]:
     return [
         e.get("action_id")
@@ -161,16 +123,16 @@ def test_add_moves_credit_after_approval(
     main_after = f"{smspartner.main_balance - Decimal('10.50'):.3f} EUR"
     response = sender.command(f"add {token} 10,50")
     assert response.status_code == 200
-    card = _card_posted(slack, token)
+    card = card_posted(slack, token)
     assert card["channel"] == "CFIN"
     text = json.dumps(card)
     for fact in ("<@UREQ>", "10.50 EUR", token, CONFIRM_ACTION_ID, CANCEL_ACTION_ID):
         assert fact in text
-    request_id = _request_id(card)
+    request_id = request_id_of(card)
 
     click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     assert click.status_code == 200
-    done = _card_now(slack, token, "Added")
+    done = card_now(slack, token, "Added")
     shown = json.dumps(done)
     for fact in ("10.50 EUR", "<@UREQ>", "<@UAPP>", "110.500 EUR", main_after):
         assert fact in shown
@@ -189,9 +151,9 @@ def test_remove_moves_credit_back(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
     """remove: the sub-account goes down, the main account up, by exactly the amount."""
-    request_id = _open(sender, slack, f"remove {token} 25")
+    request_id = open_request(sender, slack, f"remove {token} 25")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
-    shown = json.dumps(_card_now(slack, token, "Removed"))
+    shown = json.dumps(card_now(slack, token, "Removed"))
     assert "75.000 EUR" in shown and "25.00 EUR" in shown
     assert smspartner.wait_for_requests(1)[0].path == "/v1/subaccount/credit/remove"
 
@@ -224,10 +186,10 @@ def test_every_error_code_is_mapped(
     store: Store,
 ) -> None:
     """Each vendor error code ends the request failed, its English text and vendor message shown."""
-    request_id = _open(sender, slack, f"add {token} 5")
+    request_id = open_request(sender, slack, f"add {token} 5")
     smspartner.force_error(code, f"Message du fournisseur {code}", http_status=400)
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(_card_now(slack, token, "did not go through"), ensure_ascii=False)
+    shown = json.dumps(card_now(slack, token, "did not go through"), ensure_ascii=False)
     assert english in shown
     assert f"Message du fournisseur {code}" in shown
     stored = store.get(request_id)
@@ -237,9 +199,9 @@ def test_every_error_code_is_mapped(
 
 def test_cancel_by_requester(sender: SlackSender, slack: FakeSlack, token: str) -> None:
     """The requester cancels: the card says who, no buttons, nothing sent."""
-    request_id = _open(sender, slack, f"add {token} 3")
+    request_id = open_request(sender, slack, f"add {token} 3")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UREQ")
-    cancelled = _card_now(slack, token, "Cancelled by")
+    cancelled = card_now(slack, token, "Cancelled by")
     assert "<@UREQ>" in json.dumps(cancelled)
     assert _buttons_left(cancelled) == []
 
@@ -248,13 +210,13 @@ def test_cancel_by_approver_then_confirm_is_already_handled(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
     """An approver cancels; a later Confirm gets 'already handled by' and calls nothing."""
-    request_id = _open(sender, slack, f"add {token} 3")
+    request_id = open_request(sender, slack, f"add {token} 3")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UAPP")
-    _card_now(slack, token, "Cancelled by")
+    card_now(slack, token, "Cancelled by")
     late_url = slack.response_url("late-confirm")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=late_url)
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, "late-confirm")))
-    assert "already handled by <@UAPP>" in _ephemeral_to(slack, "late-confirm")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, "late-confirm")))
+    assert "already handled by <@UAPP>" in ephemeral_to(slack, "late-confirm")[0]
     assert smspartner.requests == []
 
 
@@ -277,11 +239,11 @@ def test_refused_clicks_change_nothing(
     store: Store,
 ) -> None:
     """The requester (no approver) and a stranger are refused privately; nothing changes."""
-    request_id = _open(sender, slack, f"add {token} 4")
+    request_id = open_request(sender, slack, f"add {token} 4")
     url = slack.response_url(f"refused-{token}")
     assert sender.click(action, request_id, user_id=user, response_url=url).status_code == 200
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"refused-{token}")))
-    assert reason in _ephemeral_to(slack, f"refused-{token}")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, f"refused-{token}")))
+    assert reason in ephemeral_to(slack, f"refused-{token}")[0]
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.PENDING
     assert smspartner.requests == []
@@ -292,18 +254,18 @@ def test_approver_cannot_approve_own_request(
     sender: SlackSender, slack: FakeSlack, token: str
 ) -> None:
     """With approvers configured, an approver's own request needs another approver."""
-    request_id = _open(sender, slack, f"add {token} 4", user="UAPP")
+    request_id = open_request(sender, slack, f"add {token} 4", user="UAPP")
     url = slack.response_url(f"self-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=url)
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"self-{token}")))
-    assert "cannot approve your own request" in _ephemeral_to(slack, f"self-{token}")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, f"self-{token}")))
+    assert "cannot approve your own request" in ephemeral_to(slack, f"self-{token}")[0]
 
 
 def test_twenty_concurrent_confirms_send_once(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
 ) -> None:
     """20 Confirm clicks at once: one SMS Partner call; the 19 others told it is handled."""
-    request_id = _open(sender, slack, f"add {token} 7")
+    request_id = open_request(sender, slack, f"add {token} 7")
     smspartner.delay_seconds = 0.3  # keep the winner busy while the others arrive
     urls = [slack.response_url(f"race-{token}-{n}") for n in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -321,9 +283,9 @@ def test_twenty_concurrent_confirms_send_once(
             )
         )
     assert statuses == [200] * 20
-    _card_now(slack, token, "Added")
-    slack.wait_for(lambda f: len(_ephemeral_to(f, f"race-{token}")) == 19)
-    assert all("already" in text for text in _ephemeral_to(slack, f"race-{token}"))
+    card_now(slack, token, "Added")
+    slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == 19)
+    assert all("already" in text for text in ephemeral_to(slack, f"race-{token}"))
     assert len(smspartner.requests) == 1
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.SUCCEEDED
@@ -367,12 +329,12 @@ def test_click_is_acknowledged_before_the_api_answers(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
     """With SMS Partner stuck, the click is still acknowledged; the card follows the answer."""
-    request_id = _open(sender, slack, f"add {token} 6")
+    request_id = open_request(sender, slack, f"add {token} 6")
     smspartner.hang = True
     click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     assert click.status_code == 200
     smspartner.wait_for_requests(1)
-    _card_now(slack, token, "Sending to SMS Partner")  # in progress, no buttons
+    card_now(slack, token, "Sending to SMS Partner")  # in progress, no buttons
     smspartner.release()
 
 
@@ -380,10 +342,10 @@ def test_timeout_ends_unknown_and_is_not_resent(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
 ) -> None:
     """No answer within the timeout: the card says unknown, the API saw exactly one request."""
-    request_id = _open(sender, slack, f"add {token} 8")
+    request_id = open_request(sender, slack, f"add {token} 8")
     smspartner.hang = True
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(_card_now(slack, token, "Outcome unknown"))
+    shown = json.dumps(card_now(slack, token, "Outcome unknown"))
     assert "may or may not have happened" in shown
     smspartner.release()
     assert len(smspartner.requests) == 1
@@ -392,8 +354,8 @@ def test_timeout_ends_unknown_and_is_not_resent(
     # Clicking again does not re-send: it is already handled.
     url = slack.response_url(f"again-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=url)
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"again-{token}")))
-    assert "it is unknown" in _ephemeral_to(slack, f"again-{token}")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, f"again-{token}")))
+    assert "it is unknown" in ephemeral_to(slack, f"again-{token}")[0]
     assert len(smspartner.requests) == 1
 
 
@@ -406,15 +368,15 @@ def test_bad_answers_fail_and_app_keeps_serving(
     token: str,
 ) -> None:
     """HTTP 500 or a garbage body: a failure card; the next request goes through."""
-    request_id = _open(sender, slack, f"add {token} 9")
+    request_id = open_request(sender, slack, f"add {token} 9")
     setattr(smspartner, switch, True)
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(_card_now(slack, token, "did not go through"))
+    shown = json.dumps(card_now(slack, token, "did not go through"))
     assert "check the balances" in shown
     smspartner.reset()
-    again = _open(sender, slack, f"remove {token} 1")
+    again = open_request(sender, slack, f"remove {token} 1")
     sender.click(CONFIRM_ACTION_ID, again, user_id="UAPP")
-    _card_now(slack, token, "Removed")
+    card_now(slack, token, "Removed")
 
 
 def test_card_that_cannot_be_posted_is_explained(
@@ -424,21 +386,21 @@ def test_card_that_cannot_be_posted_is_explained(
     slack.fail_next("chat.postMessage", "not_in_channel")
     url = slack.response_url(f"notin-{token}")
     assert sender.command(f"add {token} 5", response_url=url).status_code == 200
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"notin-{token}")))
-    assert "/invite" in _ephemeral_to(slack, f"notin-{token}")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, f"notin-{token}")))
+    assert "/invite" in ephemeral_to(slack, f"notin-{token}")[0]
 
 
 def test_click_from_another_channel_is_refused(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
     """A request id clicked from another channel is not found there; nothing is sent."""
-    request_id = _open(sender, slack, f"add {token} 5")
+    request_id = open_request(sender, slack, f"add {token} 5")
     url = slack.response_url(f"elsewhere-{token}")
     sender.click(
         CONFIRM_ACTION_ID, request_id, user_id="UAPP", channel_id="COTHER", response_url=url
     )
-    slack.wait_for(lambda f: bool(_ephemeral_to(f, f"elsewhere-{token}")))
-    assert "does not exist in this channel" in _ephemeral_to(slack, f"elsewhere-{token}")[0]
+    slack.wait_for(lambda f: bool(ephemeral_to(f, f"elsewhere-{token}")))
+    assert "does not exist in this channel" in ephemeral_to(slack, f"elsewhere-{token}")[0]
     assert smspartner.requests == []
 
 

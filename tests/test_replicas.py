@@ -35,10 +35,18 @@ from bot.server import DRAIN_MARGIN_SECONDS
 from bot.smspartner import SMSPartnerClient
 from bot.store import CreditRequest, Status, Store
 from bot.transfers import CRASH_MARGIN_SECONDS, Transfers
-from tests.e2e import API_KEY, BOT_TOKEN, AppProcess, app_env
+from tests.e2e import (
+    API_KEY,
+    BOT_TOKEN,
+    AppProcess,
+    app_env,
+    card_now,
+    cards_about,
+    ephemeral_to,
+    open_request,
+)
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
-from tests.slack_requests import SlackSender
 
 CLICKS = 40
 SWEEP_INTERVAL = 0.2
@@ -100,56 +108,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'credit_bot.db'}"
 
 
-# -- helpers (copied from test_e2e_flow.py, plus a few of our own) ---------------------------
-
-
-def _cards_about(slack: FakeSlack, token: str) -> list[dict[str, Any]]:
-    return [c.args for c in slack.calls_to("chat.postMessage") if token in json.dumps(c.args)]
-
-
-def _card_posted(slack: FakeSlack, token: str, already: int = 0) -> dict[str, Any]:
-    """Wait for a new confirmation card about `token`; return its chat.postMessage args."""
-    slack.wait_for(lambda fake: len(_cards_about(fake, token)) > already)
-    return _cards_about(slack, token)[-1]
-
-
-def _request_id(card: dict[str, Any]) -> str:
-    for block in card["blocks"]:
-        for element in block.get("elements", []):
-            if element.get("action_id") == CONFIRM_ACTION_ID:
-                return str(element["value"])
-    raise AssertionError(f"no Confirm button in {card}")
-
-
-def _card_now(slack: FakeSlack, token: str, predicate: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Wait until the card about `token` shows `predicate`; return it as users see it."""
-
-    def shows(fake: FakeSlack) -> bool:
-        return any(
-            token in json.dumps(m) and predicate in json.dumps(m) for m in fake.messages.values()
-        )
-
-    slack.wait_for(shows, timeout=timeout)
-    return next(
-        m for m in slack.messages.values() if token in json.dumps(m) and predicate in json.dumps(m)
-    )
-
-
-def _ephemeral_to(slack: FakeSlack, response_url_fragment: str) -> list[str]:
-    return [
-        json.dumps(r.body)
-        for r in slack.responses
-        if r.body.get("response_type") == "ephemeral" and response_url_fragment in r.url_id
-    ]
-
-
-def _open(sender: SlackSender, slack: FakeSlack, text: str, user: str = "UREQ") -> str:
-    token = text.split()[1]
-    already = len(_cards_about(slack, token))
-    response = sender.command(text, user_id=user)
-    assert response.status_code == 200
-    assert response.text == ""  # a valid command is acknowledged silently; the card follows
-    return _request_id(_card_posted(slack, token, already))
+# -- helpers of our own (the shared ones are in tests/e2e.py) -------------------------------
 
 
 def _updates_about(slack: FakeSlack, token: str, showing: str = "") -> list[dict[str, Any]]:
@@ -207,7 +166,7 @@ def test_forty_confirms_across_two_replicas_send_once(
     """40 concurrent Confirms split over two replicas on PostgreSQL: one SMS Partner call."""
     first, second = _start_together(start_app, postgres_url)
     senders = [first.sender(slack), second.sender(slack)]
-    request_id = _open(senders[0], slack, f"add {token} 7")
+    request_id = open_request(senders[0], slack, f"add {token} 7")
     smspartner.delay_seconds = 0.3  # keep the winner busy while the others arrive
     urls = [slack.response_url(f"race-{token}-{n}") for n in range(CLICKS)]
 
@@ -227,9 +186,9 @@ def test_forty_confirms_across_two_replicas_send_once(
         statuses = list(pool.map(click, range(CLICKS)))
 
     assert statuses == [200] * CLICKS
-    _card_now(slack, token, "Added")
-    slack.wait_for(lambda f: len(_ephemeral_to(f, f"race-{token}")) == CLICKS - 1)
-    answers = _ephemeral_to(slack, f"race-{token}")
+    card_now(slack, token, "Added")
+    slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == CLICKS - 1)
+    answers = ephemeral_to(slack, f"race-{token}")
     assert all("already" in answer for answer in answers)
     assert len(smspartner.requests) == 1
     assert len(_updates_about(slack, token, "Added")) == 1
@@ -251,9 +210,9 @@ def test_expired_card_closes_itself_once_across_two_replicas(
     """TTL over, nobody clicks: one of two replicas replaces the card with Expired, once."""
     overrides = {"CONFIRMATION_TTL_SECONDS": "1", "SWEEP_INTERVAL_SECONDS": str(SWEEP_INTERVAL)}
     first, second = _start_together(start_app, postgres_url, **overrides)
-    request_id = _open(first.sender(slack), slack, f"add {token} 5")
+    request_id = open_request(first.sender(slack), slack, f"add {token} 5")
 
-    expired = _card_now(slack, token, "Expired")
+    expired = card_now(slack, token, "Expired")
     assert "Nothing moved" in json.dumps(expired)
     _let_sweeps_run()
     assert len(_updates_about(slack, token)) == 1
@@ -274,9 +233,9 @@ def test_expired_card_closes_itself_on_sqlite(
     app = start_app(
         sqlite_url, CONFIRMATION_TTL_SECONDS="1", SWEEP_INTERVAL_SECONDS=str(SWEEP_INTERVAL)
     )
-    request_id = _open(app.sender(slack), slack, f"remove {token} 5")
+    request_id = open_request(app.sender(slack), slack, f"remove {token} 5")
 
-    _card_now(slack, token, "Expired")
+    card_now(slack, token, "Expired")
     _let_sweeps_run()
     assert len(_updates_about(slack, token)) == 1
     assert _stored(sqlite_url, request_id).status is Status.EXPIRED
@@ -294,17 +253,17 @@ def test_crashed_transfer_becomes_unknown_after_restart(
 ) -> None:
     """SIGKILL mid-transfer, restart: the request ends unknown, the card says so, no re-send."""
     crashed = start_app(database_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
-    request_id = _open(crashed.sender(slack), slack, f"add {token} 12")
+    request_id = open_request(crashed.sender(slack), slack, f"add {token} 12")
     smspartner.hang = True
     crashed.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     smspartner.wait_for_requests(1)
-    _card_now(slack, token, "Sending to SMS Partner")
+    card_now(slack, token, "Sending to SMS Partner")
     assert crashed.kill() == -signal.SIGKILL
     assert _stored(database_url, request_id).status is Status.EXECUTING
 
     restarted_at = time.monotonic()
     start_app(database_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
-    shown = json.dumps(_card_now(slack, token, "Outcome unknown"))
+    shown = json.dumps(card_now(slack, token, "Outcome unknown"))
     recovered_in = time.monotonic() - restarted_at
 
     assert "may or may not have happened" in shown
@@ -326,7 +285,7 @@ def test_live_replica_transfer_is_not_taken_for_crashed(
 ) -> None:
     """A replica starting while another's transfer hangs leaves it executing; it then succeeds."""
     busy = start_app(postgres_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
-    request_id = _open(busy.sender(slack), slack, f"add {token} 9")
+    request_id = open_request(busy.sender(slack), slack, f"add {token} 9")
     smspartner.hang = True
     busy.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     smspartner.wait_for_requests(1)
@@ -339,7 +298,7 @@ def test_live_replica_transfer_is_not_taken_for_crashed(
     assert not any(e.get("event") == "credit.recovered_unknown" for e in newcomer.log_events())
 
     smspartner.release()
-    _card_now(slack, token, "Added")
+    card_now(slack, token, "Added")
     assert _stored(postgres_url, request_id).status is Status.SUCCEEDED
     assert len(smspartner.requests) == 1
 
@@ -354,15 +313,15 @@ def test_dead_replica_transfer_is_recovered_by_a_live_one(
     """Replica A dies mid-transfer: live replica B's sweep ends it unknown, with no restart."""
     doomed = start_app(postgres_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
     survivor = start_app(postgres_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
-    request_id = _open(doomed.sender(slack), slack, f"add {token} 11")
+    request_id = open_request(doomed.sender(slack), slack, f"add {token} 11")
     smspartner.hang = True
     doomed.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     smspartner.wait_for_requests(1)
-    _card_now(slack, token, "Sending to SMS Partner")
+    card_now(slack, token, "Sending to SMS Partner")
 
     killed_at = time.monotonic()
     doomed.kill()
-    _card_now(slack, token, "Outcome unknown")
+    card_now(slack, token, "Outcome unknown")
     recovered_in = time.monotonic() - killed_at
 
     assert _stored(postgres_url, request_id).status is Status.UNKNOWN
@@ -395,7 +354,7 @@ def test_replica_in_another_pid_namespace_leaves_a_live_transfer_alone(
     if not _can_unshare_pid():
         pytest.skip("needs `unshare --pid` (root or user namespaces) to make a pid namespace")
     busy = start_app(postgres_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
-    request_id = _open(busy.sender(slack), slack, f"add {token} 8")
+    request_id = open_request(busy.sender(slack), slack, f"add {token} 8")
     smspartner.hang = True
     busy.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     smspartner.wait_for_requests(1)
@@ -410,7 +369,7 @@ def test_replica_in_another_pid_namespace_leaves_a_live_transfer_alone(
     assert not any(e.get("event") == "credit.recovered_unknown" for e in contained.log_events())
 
     smspartner.release()
-    _card_now(slack, token, "Added")
+    card_now(slack, token, "Added")
     assert _stored(postgres_url, request_id).status is Status.SUCCEEDED
 
 
@@ -472,7 +431,7 @@ def test_sigterm_drains_the_transfer_in_flight_then_exits(
     """SIGTERM mid-transfer: 503 to health checks and new requests, the transfer ends, exit 0."""
     app = start_app(database_url, SMSPARTNER_TIMEOUT_SECONDS=PATIENT_TIMEOUT)
     sender = app.sender(slack)
-    request_id = _open(sender, slack, f"remove {token} 30")
+    request_id = open_request(sender, slack, f"remove {token} 30")
     smspartner.hang = True
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
     smspartner.wait_for_requests(1)
@@ -489,13 +448,13 @@ def test_sigterm_drains_the_transfer_in_flight_then_exits(
 
     released_at = time.monotonic()
     smspartner.release()
-    _card_now(slack, token, "Removed")
+    card_now(slack, token, "Removed")
     drain_limit = float(PATIENT_TIMEOUT) + DRAIN_MARGIN_SECONDS
     assert app.wait(timeout=drain_limit + 5) == 0
     exited_at = time.monotonic()
     assert _stored(database_url, request_id).status is Status.SUCCEEDED
     assert len(smspartner.requests) == 1
-    assert len(_cards_about(slack, token)) == 1  # the refused command posted nothing
+    assert len(cards_about(slack, token)) == 1  # the refused command posted nothing
     backend = database_url.split(":", 1)[0]
     print(
         f"\n[drain] {backend}: SIGTERM to exit {exited_at - signalled_at:.2f} s "
@@ -565,7 +524,7 @@ def test_app_upgrades_a_version_1_database_and_serves_its_pending_request(
         CONFIRM_ACTION_ID, request_id, user_id="UAPP", message_ts=posted["ts"], response_url=url
     )
     assert click.status_code == 200
-    shown = json.dumps(_card_now(slack, token, "Added"))
+    shown = json.dumps(card_now(slack, token, "Added"))
     assert "112.340 EUR" in shown
     stored = _stored(database_url, request_id)
     assert stored.status is Status.SUCCEEDED
@@ -573,4 +532,4 @@ def test_app_upgrades_a_version_1_database_and_serves_its_pending_request(
     check = Store.from_url(database_url)
     assert check.schema_version() == schema.LATEST_VERSION
     check.close()
-    assert _ephemeral_to(slack, f"old-{token}") == []
+    assert ephemeral_to(slack, f"old-{token}") == []
