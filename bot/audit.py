@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.store import CreditRequest, Status, Store
+from bot.domain import CreditRequest, Status
+from bot.store import Store
 
 COLUMNS = (
     "created_at",

@@ -13,11 +13,12 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit
-from bot.app import build_bot
 from bot.config import ConfigError, Settings, load_settings
+from bot.domain import Status
 from bot.logs import configure_logging, log_event
 from bot.server import HttpServer
-from bot.store import Status, Store
+from bot.slack.app import build_bot
+from bot.store import Store
 
 logger = logging.getLogger("bot.cli")
 

@@ -24,8 +24,8 @@ from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
-from bot.app import Bot
 from bot.logs import log_event
+from bot.slack.app import Bot
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from bot.blocks import CONFIRM_ACTION_ID
+from bot.slack.blocks import CONFIRM_ACTION_ID
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
 from tests.slack_requests import SlackSender

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from bot.blocks import (
+from bot.domain import Action, CreditRequest, Status
+from bot.slack.blocks import (
     CANCEL_ACTION_ID,
     CONFIRM_ACTION_ID,
     build_card,
@@ -20,8 +21,6 @@ from bot.blocks import (
     format_amount,
     format_balance,
 )
-from bot.commands import Action
-from bot.store import CreditRequest, Status
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 REQUEST = CreditRequest(

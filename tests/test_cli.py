@@ -8,7 +8,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from bot.commands import Action
+from bot.domain import Action
 from bot.store import Store
 
 ENV = {

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.domain import Action
+from bot.flow.commands import (
     TOKEN_MAX_LENGTH,
     USAGE,
-    Action,
     CreditCommand,
     HelpCommand,
     UsageError,

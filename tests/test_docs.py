@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot import blocks
+from bot.slack import blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT.parent / "shared" / "schemas" / "slack-app-manifest.v1.schema.json"
@@ -32,10 +32,10 @@ def _variables_read_by_code() -> set[str]:
 
 
 def _registered(kind: str) -> set[str]:
-    """The ids app.py registers with `app.<kind>(CONSTANT)`, resolved through bot.blocks."""
-    source = (ROOT / "bot" / "app.py").read_text()
+    """The ids bot/slack registers with `app.<kind>(CONSTANT)`, resolved through its blocks."""
+    source = "\n".join(p.read_text() for p in (ROOT / "bot" / "slack").rglob("*.py"))
     names = re.findall(rf"app\.{kind}\((\w+)\)", source)
-    assert names, f"no app.{kind}(...) found in bot/app.py"
+    assert names, f"no app.{kind}(...) found in bot/slack"
     return {getattr(blocks, name) for name in names}
 
 

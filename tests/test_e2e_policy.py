@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
-from bot.store import Status, Store
+from bot.domain import Status
+from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
+from bot.store import Store
 from tests.e2e import API_KEY, BOT_TOKEN, AppProcess, app_env
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner

@@ -26,15 +26,14 @@ import pytest
 import requests
 from sqlalchemy import bindparam, text
 
-from bot import schema
-from bot.blocks import CONFIRM_ACTION_ID, build_confirmation
-from bot.commands import Action
-from bot.policy import Policy
-from bot.schema import UTCDateTime
+from bot.domain import Action, CreditRequest, Status
+from bot.flow.policy import Policy
+from bot.flow.transfers import CRASH_MARGIN_SECONDS, Transfers
 from bot.server import DRAIN_MARGIN_SECONDS
-from bot.smspartner import SMSPartnerClient
-from bot.store import CreditRequest, Status, Store
-from bot.transfers import CRASH_MARGIN_SECONDS, Transfers
+from bot.slack.blocks import CONFIRM_ACTION_ID, build_confirmation
+from bot.smspartner.client import SMSPartnerClient
+from bot.store import Store, schema
+from bot.store.schema import UTCDateTime
 from tests.e2e import (
     API_KEY,
     BOT_TOKEN,

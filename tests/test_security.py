@@ -22,9 +22,10 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from bot import store as store_module
-from bot.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
-from bot.store import Status, Store, new_request_id
+from bot.domain import Status
+from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
+from bot.store import Store, new_request_id
+from bot.store import requests as store_module
 from tests.e2e import API_KEY, BOT_TOKEN, SIGNING_SECRET, AppProcess, app_env
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from bot.smspartner import (
+from bot.smspartner.client import (
     APIError,
     BadAnswerError,
     NotSentError,
@@ -564,10 +564,10 @@ def test_one_debug_line_per_call_without_the_body(
     client: SMSPartnerClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each call logs one DEBUG line from bot.smspartner with path, status and milliseconds."""
-    with caplog.at_level(logging.DEBUG, logger="bot.smspartner"):
+    with caplog.at_level(logging.DEBUG, logger="bot.smspartner.client"):
         client.add_credit(TOKEN, Decimal("1"))
         client.remove_credit(TOKEN, Decimal("1"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.smspartner"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.smspartner.client"]
     assert len(lines) == 2
     assert lines[0].startswith("POST /subaccount/credit/add -> 200 in ")
     assert lines[1].startswith("POST /subaccount/credit/remove -> 200 in ")

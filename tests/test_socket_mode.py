@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import CONFIRM_ACTION_ID
+from bot.slack.blocks import CONFIRM_ACTION_ID
 from tests.e2e import API_KEY, BOT_TOKEN, app_env
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner

@@ -11,9 +11,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from bot import schema
-from bot.commands import Action
-from bot.store import CreditRequest, Status, Store, new_request_id, utcnow
+from bot.domain import Action, CreditRequest, Status
+from bot.store import Store, new_request_id, schema, utcnow
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 
-from bot.cards import Cards
+from bot.domain import CreditRequest
+from bot.flow.transfers import Transfers
 from bot.store import utcnow
-from bot.transfers import Transfers
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +22,16 @@ CARD_SETTLE_SECONDS = 30.0
 
 
 class Sweeper:
-    def __init__(self, *, transfers: Transfers, cards: Cards, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        transfers: Transfers,
+        show_card: Callable[[CreditRequest], bool],
+        interval_seconds: float,
+    ) -> None:
         self.transfers = transfers
-        self.cards = cards
+        # How a card is redrawn (Slack's chat.update): injected, so the flow knows no Slack.
+        self.show_card = show_card
         self.interval_seconds = interval_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -33,7 +41,7 @@ class Sweeper:
         changed = self.transfers.expire_due() + self.transfers.recover_crashed()
         settled = utcnow() - dt.timedelta(seconds=CARD_SETTLE_SECONDS)
         changed += self.transfers.store.stale_cards(settled_before=settled)
-        return sum(self.cards.show(request) for request in changed)
+        return sum(self.show_card(request) for request in changed)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="credit-sweeper", daemon=True)

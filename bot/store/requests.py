@@ -13,65 +13,17 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import StaticPool
 
-from bot import schema
-from bot.commands import Action
+from bot.domain import Action, CreditRequest, Status
+from bot.store import schema
+from bot.store.engine import create_store_engine
 
 _requests = schema.credit_requests
 _events = schema.credit_request_events
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    EXECUTING = "executing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (Status.PENDING, Status.EXECUTING)
-
-
-@dataclass(frozen=True)
-class CreditRequest:
-    """One `/credit` request, as stored."""
-
-    id: str
-    action: Action
-    subaccount_token: str
-    amount: Decimal
-    currency: str
-    status: Status
-    requester_id: str
-    channel_id: str
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    response_url: str | None = None
-    message_ts: str | None = None
-    approver_id: str | None = None
-    executing_at: dt.datetime | None = None
-    canceller_id: str | None = None
-    finished_at: dt.datetime | None = None
-    main_balance: Decimal | None = None
-    subaccount_balance: Decimal | None = None
-    error_code: int | None = None
-    error_message: str | None = None
-    executor: str | None = None
-    card_status: Status | None = None
-
-    @property
-    def handled_by(self) -> str | None:
-        """Who took the request out of `pending`: the approver, or the canceller."""
-        return self.approver_id or self.canceller_id
 
 
 @dataclass(frozen=True)
@@ -90,37 +42,6 @@ def new_request_id() -> str:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def create_store_engine(url: str) -> Engine:
-    """An engine tuned for the store's short write transactions on either backend."""
-    if url.startswith("sqlite"):
-        memory = url in ("sqlite://", "sqlite:///:memory:")
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=StaticPool if memory else None,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take over transaction control from pysqlite so BEGIN IMMEDIATE below is ours.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # Writers queue on the busy timeout instead of failing with "database is locked"
-            # when a read lock would have to be upgraded mid-transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
 
 
 class Store:

@@ -10,12 +10,12 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import Message, build_usage, escape_mrkdwn
-from bot.cards import Cards
-from bot.commands import CreditCommand, HelpCommand, UsageError, parse_command
+from bot.flow.commands import CreditCommand, HelpCommand, UsageError, parse_command
+from bot.flow.policy import Policy
+from bot.flow.transfers import Transfers
 from bot.logs import log_event, log_failure
-from bot.policy import Policy
-from bot.transfers import Transfers
+from bot.slack.blocks import Message, build_usage, escape_mrkdwn
+from bot.slack.cards import Cards
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
+
+from bot.domain import Action
 
 TOKEN_MAX_LENGTH = 128
 # 15 integer digits is far above any per-request maximum; capping the length before any
@@ -41,11 +42,6 @@ USAGE = (
     "(`10`, `10.5`, `10,50`, `0.01`); no sign, spaces or thousands separators.\n"
     "Example: `/credit add sub-42 10,50`"
 )
-
-
-class Action(StrEnum):
-    ADD = "add"
-    REMOVE = "remove"
 
 
 @dataclass(frozen=True)

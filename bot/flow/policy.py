@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
-from bot.store import CreditRequest
+from bot.domain import CreditRequest
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.commands import Action, CreditCommand
+from bot.domain import Action, CreditRequest, Status
+from bot.flow.commands import CreditCommand
+from bot.flow.policy import Policy
 from bot.logs import log_event
-from bot.policy import Policy
-from bot.smspartner import (
+from bot.smspartner.client import (
     APIError,
     BadAnswerError,
     NotSentError,
@@ -27,7 +28,7 @@ from bot.smspartner import (
     SMSPartnerClient,
     Transfer,
 )
-from bot.store import CreditRequest, Status, Store, utcnow
+from bot.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ import requests
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
-from bot.cards import Cards
 from bot.config import Settings
-from bot.listeners.actions import make_action_listeners
-from bot.listeners.command import make_command_listeners
+from bot.flow.policy import Policy
+from bot.flow.sweeper import Sweeper
+from bot.flow.transfers import Transfers
 from bot.logs import log_event
-from bot.policy import Policy
-from bot.smspartner import SMSPartnerClient
+from bot.slack.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
+from bot.slack.cards import Cards
+from bot.slack.listeners.actions import make_action_listeners
+from bot.slack.listeners.command import make_command_listeners
+from bot.smspartner.client import SMSPartnerClient
 from bot.store import Store
-from bot.sweeper import Sweeper
-from bot.transfers import Transfers
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
     )
     register_listeners(app, transfers=transfers, cards=cards, settings=settings, workers=workers)
     sweeper = Sweeper(
-        transfers=transfers, cards=cards, interval_seconds=settings.sweep_interval_seconds
+        transfers=transfers, show_card=cards.show, interval_seconds=settings.sweep_interval_seconds
     )
     return Bot(
         settings=settings,

@@ -12,8 +12,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from bot.commands import USAGE, Action
-from bot.store import CreditRequest, Status
+from bot.domain import Action, CreditRequest, Status
+from bot.flow.commands import USAGE
 
 CONFIRM_ACTION_ID = "credit_confirm"
 CANCEL_ACTION_ID = "credit_cancel"

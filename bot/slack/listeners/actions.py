@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks import mention
-from bot.cards import Cards
+from bot.domain import CreditRequest, Status
+from bot.flow.transfers import CardChanged, Outcome, Refused, Transfers
 from bot.logs import log_event, log_failure
-from bot.store import CreditRequest, Status
-from bot.transfers import CardChanged, Outcome, Refused, Transfers
+from bot.slack.blocks import mention
+from bot.slack.cards import Cards
 
 logger = logging.getLogger(__name__)
 

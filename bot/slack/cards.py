@@ -13,9 +13,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.blocks import Message, build_card, build_notice
+from bot.domain import CreditRequest
 from bot.logs import log_event
-from bot.store import CreditRequest, Store
+from bot.slack.blocks import Message, build_card, build_notice
+from bot.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,63 @@
+"""The domain's values: what a credit request is and the states it goes through.
+
+No I/O here; every layer imports it (the flow, the store, Slack's Block Kit builders).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (Status.PENDING, Status.EXECUTING)
+
+
+@dataclass(frozen=True)
+class CreditRequest:
+    """One `/credit` request, as stored."""
+
+    id: str
+    action: Action
+    subaccount_token: str
+    amount: Decimal
+    currency: str
+    status: Status
+    requester_id: str
+    channel_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    response_url: str | None = None
+    message_ts: str | None = None
+    approver_id: str | None = None
+    executing_at: dt.datetime | None = None
+    canceller_id: str | None = None
+    finished_at: dt.datetime | None = None
+    main_balance: Decimal | None = None
+    subaccount_balance: Decimal | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    executor: str | None = None
+    card_status: Status | None = None
+
+    @property
+    def handled_by(self) -> str | None:
+        """Who took the request out of `pending`: the approver, or the canceller."""
+        return self.approver_id or self.canceller_id

@@ -1,0 +1,1 @@
+"""The approval flow without Slack: parse a command, apply the policy, move the money."""
