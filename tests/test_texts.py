@@ -212,6 +212,15 @@ def test_an_unknown_language_raises():
         Texts.for_language("de")
 
 
+def test_a_value_is_put_in_once_never_read_as_a_template():
+    assert EN("card.footer", request_id="{request_id}") == "Request `{request_id}`"
+
+
+def test_a_language_cldr_does_not_know_stops_the_load():
+    with pytest.raises(CatalogueError, match="not a language"):
+        load_catalogues({"en": po(a__b="Hi"), "xx_nowhere": po(a__b="Hi")})
+
+
 def test_a_missing_or_unexpected_value_raises():
     with pytest.raises(TypeError, match="missing request_id"):
         EN("card.footer")
@@ -370,9 +379,28 @@ def test_an_english_sentence_in_a_french_card_is_found():
 
 
 def test_english_messages_rendered_in_a_french_card_are_found():
-    """Most English messages carry a phrase long enough to be caught."""
+    """Nearly every English message carries a phrase or is a label; the rest wrap one that is."""
     caught = [m for m in EN.messages if foreign_phrases(sample(EN, m), language="fr")]
-    assert len(caught) >= len(EN.messages) * 2 // 3
+    assert len(caught) >= len(EN.messages) * 85 // 100
+
+
+def test_an_english_label_is_found_as_a_whole_word_only():
+    assert foreign_phrases("*Requested by*\n<@U1>", language="fr") == ["Requested by"]
+    assert foreign_phrases("Statut : pending", language="fr") == ["pending"]
+    assert foreign_phrases("Confirmer", language="fr") == []
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_english_card_of_today_is_caught_as_english(status):
+    request = dataclasses.replace(
+        REQUEST,
+        status=status,
+        approver_id="UAPPROVER",
+        main_balance=Decimal("2869.200"),
+        subaccount_balance=Decimal("61.8"),
+    )
+    card = blocks.build_card(request)
+    assert foreign_phrases(card["text"], language="fr") != []
 
 
 def _literal(text: str) -> str:

@@ -2,6 +2,12 @@
 
 The catalogues are gettext .po files beside this module (en.po is the reference), read with
 Babel at first use; money is formatted here per language, exactly. See catalogue.py.
+
+A third language, say German: copy en.po to de.po, set `Language: de` in its header and
+translate every msgstr, keeping the ids and the {placeholders} (the load refuses anything else,
+and tests/test_texts.py checks it). `languages()` then includes "de", so CREDIT_LANGUAGE=de is
+accepted wherever config validates against it. Numbers follow CLDR's German rules; add "de" to
+money.UNGROUPED_LANGUAGES only to write balances without thousands separators, as English does.
 """
 
 from bot.texts.catalogue import (

@@ -25,6 +25,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Literal
 
+from babel import Locale, UnknownLocaleError
 from babel.lists import format_list
 from babel.messages.pofile import read_po
 
@@ -140,6 +141,14 @@ def load_catalogues(sources: Mapping[str, str]) -> dict[str, Texts]:
     """Parse the .po texts (language -> file content) and check them against each other."""
     if DEFAULT_LANGUAGE not in sources:
         raise CatalogueError(f"there is no {DEFAULT_LANGUAGE}.po catalogue")
+    for language in sources:
+        try:
+            Locale.parse(language)
+        except (ValueError, UnknownLocaleError):
+            # CLDR has no numbers or list words for it: amounts could not be written.
+            raise CatalogueError(
+                f"{language}.po: {language!r} is not a language CLDR knows"
+            ) from None
     parsed = {language: _parse(language, text) for language, text in sources.items()}
     reference = parsed[DEFAULT_LANGUAGE]
     expected = {message_id: placeholders(text) for message_id, text in reference.items()}
