@@ -145,6 +145,17 @@ def test_an_approver_cannot_approve_their_own_request_unless_allowed(
     assert lenient.refuse_approval(user_id="UREQ", request=REQUEST) is None
 
 
+def test_a_requester_who_is_no_approver_is_told_so() -> None:
+    """A requester outside the approvers hears they may not approve, not "your own request";
+    with the group unknown, they are still refused as the requester."""
+    policy = Policy(approvers=FINANCE)
+    refusal = policy.refuse_approval(user_id="UREQ", request=REQUEST)
+    assert refusal == "You are not allowed to approve credit transfers."
+    unknown = Policy(approvers=frozenset({"SFIN"}), members_of=Groups({}))
+    refusal = unknown.refuse_approval(user_id="UREQ", request=REQUEST)
+    assert refusal is not None and "your own request" in refusal
+
+
 def test_self_approval_does_not_make_a_requester_an_approver() -> None:
     """ALLOW_SELF_APPROVAL lets an approver confirm their own request, not anyone's."""
     policy = Policy(approvers=FINANCE, allow_self_approval=True)

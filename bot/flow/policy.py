@@ -117,13 +117,14 @@ class Policy:
             if is_requester:
                 return None
             return "Only the person who asked can confirm this request."
+        allowed = self._is_among(user_id, self.approvers)
+        if allowed is False:
+            return "You are not allowed to approve credit transfers."
+        # Before the unknown-membership answer: the requester is refused whatever it says.
         if is_requester and not self.allow_self_approval:
             return "You cannot approve your own request: another approver has to confirm it."
-        allowed = self._is_among(user_id, self.approvers)
         if allowed is None:
             return CANNOT_CHECK_APPROVERS
-        if not allowed:
-            return "You are not allowed to approve credit transfers."
         return None
 
     def can_approve(self) -> CanApprove:
