@@ -197,3 +197,17 @@ def test_concurrent_look_ups_on_a_cold_cache_make_one_call(
         thread.join(timeout=10)
     assert answers == [frozenset({"UFIN1"})] * 8
     assert _calls(slack) == 1
+
+
+def test_known_members_never_asks_slack(slack: FakeSlack, directory: Directory) -> None:
+    """`known_members` answers from the cache only: None before any listing, then the last
+    listed members however old, with no call made."""
+    directory.groups["SFIN"] = ["UFIN1"]
+    clock = Clock()
+    groups = _groups(slack.api_url, slack.bot_token, clock)
+    assert groups.known_members("SFIN") is None
+    assert _calls(slack) == 0
+    groups.refresh(["SFIN"])
+    clock.now += CACHE_SECONDS * 10
+    assert groups.known_members("SFIN") == {"UFIN1"}
+    assert _calls(slack) == 1

@@ -6,7 +6,7 @@ be asked (network, rate limit, a missing `usergroups:read` scope), the last know
 membership is used, and None is returned for a group never listed; after a failure Slack
 is not asked about that group again for `retry_seconds`, so a burst of clicks during an
 outage does not wait on one timeout each. A group Slack says does not exist
-(`no_such_subteam`) has no members.
+(`no_such_subteam`) has no members. `known_members` never asks Slack, for the ack.
 """
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ class UserGroups:
             if entry is not None:
                 return entry.members
             return self._list(group_id).members
+
+    def known_members(self, group_id: str) -> frozenset[str] | None:
+        """The last known members, however old, without ever asking Slack.
+
+        For checks that must not wait on the network (a command's ack, inside Slack's
+        3 seconds); the full check after the ack uses `members`.
+        """
+        with self._entries_lock:
+            entry = self._entries.get(group_id)
+        return None if entry is None else entry.members
 
     def refresh(self, group_ids: Iterable[str]) -> None:
         """List each group now (at start-up, so the first command does not wait on Slack)."""
