@@ -198,6 +198,7 @@ def test_well_formed_commands_parse(text: str, expected: CreditCommand) -> None:
         ("\uff41\uff44\uff44 tok 10", "Unknown action"),
         ("tok 10", "Unknown action"),
         ("add", "how much"),
+        ("AJOUTER", "how much, after `ajouter`"),
         ("add tok", "amount is missing"),
         ("add 10", "sub-account is missing"),
         ("add tok 1 000", "without spaces"),

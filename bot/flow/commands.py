@@ -145,7 +145,9 @@ def parse_command(text: str, *, max_amount: Decimal, require_reason: bool = Fals
         raise UsageError(
             "Unknown action: start with `add`, `remove`, `balance`, `history` or `help`."
         )
-    return _parse_credit(action, words, max_amount=max_amount, require_reason=require_reason)
+    return _parse_credit(
+        action, words, verb=verb or "", max_amount=max_amount, require_reason=require_reason
+    )
 
 
 def _parse_lookup(verb: str, rest: list[str]) -> BalanceCommand | HistoryCommand:
@@ -158,10 +160,11 @@ def _parse_lookup(verb: str, rest: list[str]) -> BalanceCommand | HistoryCommand
 
 
 def _parse_credit(
-    action: Action, words: list[str], *, max_amount: Decimal, require_reason: bool
+    action: Action, words: list[str], *, verb: str, max_amount: Decimal, require_reason: bool
 ) -> CreditCommand:
     if len(words) == 1:
-        raise UsageError(f"Say which sub-account and how much, after `{action}`.")
+        # `verb` is one of the known words, lower-cased: safe to show.
+        raise UsageError(f"Say which sub-account and how much, after `{verb}`.")
     if len(words) == 2:
         if _NUMBER_LIKE.fullmatch(words[1]):
             raise UsageError("The sub-account is missing: it comes before the amount.")
