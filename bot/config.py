@@ -20,11 +20,15 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_SMSPARTNER_BASE_URL = "https://api.smspartner.fr/v1"
 DEFAULT_DATABASE_URL = "sqlite:///credit_bot.db"
 
-# Slack user ids start with U (or W on Enterprise Grid); channel ids with C, G or D.
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}", re.ASCII)
+# Slack user ids start with U (or W on Enterprise Grid), user group ids with S; channel ids
+# with C, G or D.
+_USER_OR_GROUP_ID = re.compile(r"[UWS][A-Z0-9]{2,30}", re.ASCII)
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}", re.ASCII)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+LANGUAGES = ("en", "fr")
+MAX_SECONDS = 86_400
+_PEOPLE = "Slack user ids like U0123ABCD or user group ids like S0123ABCD"
 
 
 class ConfigError(Exception):
@@ -72,7 +76,15 @@ class Settings:
     credit_requesters: frozenset[str] = frozenset()
     credit_channels: frozenset[str] = frozenset()
     credit_max_amount: Decimal = Decimal("1000")
+    # None: one approval is always enough / no daily limit.
+    credit_second_approval_above: Decimal | None = None
+    credit_daily_limit: Decimal | None = None
+    credit_require_reason: bool = False
+    # 0: never remind.
+    credit_remind_after_seconds: float = 0.0
+    credit_language: str = "en"
     confirmation_ttl_seconds: float = 900.0
+    subaccount_cache_seconds: float = 300.0
     sweep_interval_seconds: float = 5.0
 
     def secrets(self) -> list[str]:
@@ -116,17 +128,40 @@ def load_settings(
         smspartner_base_url=reader.url("SMSPARTNER_BASE_URL", DEFAULT_SMSPARTNER_BASE_URL),
         smspartner_timeout_seconds=reader.positive_seconds("SMSPARTNER_TIMEOUT_SECONDS", 10.0),
         database_url=reader.database_url("DATABASE_URL", DEFAULT_DATABASE_URL),
-        credit_approvers=reader.ids("CREDIT_APPROVERS", _USER_ID, "Slack user ids like U0123ABCD"),
+        credit_approvers=reader.ids("CREDIT_APPROVERS", _USER_OR_GROUP_ID, _PEOPLE),
         allow_self_approval=reader.boolean("ALLOW_SELF_APPROVAL", default=False),
-        credit_requesters=reader.ids(
-            "CREDIT_REQUESTERS", _USER_ID, "Slack user ids like U0123ABCD"
-        ),
+        credit_requesters=reader.ids("CREDIT_REQUESTERS", _USER_OR_GROUP_ID, _PEOPLE),
         credit_channels=reader.ids("CREDIT_CHANNELS", _CHANNEL_ID, "channel ids like C0123ABCD"),
         credit_max_amount=reader.amount("CREDIT_MAX_AMOUNT", Decimal("1000")),
+        credit_second_approval_above=reader.optional_amount("CREDIT_SECOND_APPROVAL_ABOVE"),
+        credit_daily_limit=reader.optional_amount("CREDIT_DAILY_LIMIT"),
+        credit_require_reason=reader.boolean("CREDIT_REQUIRE_REASON", default=False),
+        credit_remind_after_seconds=reader.seconds("CREDIT_REMIND_AFTER_SECONDS", 0.0),
+        credit_language=reader.choice("CREDIT_LANGUAGE", LANGUAGES),
         confirmation_ttl_seconds=reader.positive_seconds("CONFIRMATION_TTL_SECONDS", 900.0),
+        subaccount_cache_seconds=reader.seconds("SUBACCOUNT_CACHE_SECONDS", 300.0),
         sweep_interval_seconds=reader.positive_seconds("SWEEP_INTERVAL_SECONDS", 5.0),
     )
+    _check_second_approval(settings)
     return settings
+
+
+def _check_second_approval(settings: Settings) -> None:
+    """Two different approvers must be possible, or requests above the threshold never pass."""
+    if settings.credit_second_approval_above is None:
+        return
+    approvers = settings.credit_approvers
+    if not approvers:
+        raise ConfigError(
+            "CREDIT_SECOND_APPROVAL_ABOVE needs CREDIT_APPROVERS: with no approvers, "
+            "nobody could give the second approval"
+        )
+    has_group = any(item.startswith("S") for item in approvers)
+    if not has_group and len(approvers) < 2:
+        raise ConfigError(
+            "CREDIT_SECOND_APPROVAL_ABOVE needs at least two approvers (or a user group) "
+            "in CREDIT_APPROVERS"
+        )
 
 
 class _Reader:
@@ -157,6 +192,24 @@ class _Reader:
         return value + "/" if trailing_slash else value
 
     def positive_seconds(self, name: str, default: float) -> float:
+        """Seconds in (0, MAX_SECONDS]: 0 would mean "at once" or "always", never meant here."""
+        seconds = self._seconds(name, default)
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ConfigError(
+                f"{name} must be more than 0 and at most {MAX_SECONDS} seconds, got {seconds:g}"
+            )
+        return seconds
+
+    def seconds(self, name: str, default: float) -> float:
+        """Seconds in [0, MAX_SECONDS], where 0 has a meaning of its own (never, no cache)."""
+        seconds = self._seconds(name, default)
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise ConfigError(
+                f"{name} must be between 0 and {MAX_SECONDS} seconds, got {seconds:g}"
+            )
+        return seconds
+
+    def _seconds(self, name: str, default: float) -> float:
         value = self._raw(name)
         if not value:
             return default
@@ -164,8 +217,7 @@ class _Reader:
             seconds = float(value)
         except ValueError:
             raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-        if not 0 < seconds <= 86_400:
-            raise ConfigError(f"{name} must be between 0 and 86400 seconds, got {value!r}")
+        # NaN and infinity fall outside every range the callers check.
         return seconds
 
     def database_url(self, name: str, default: str) -> str:
@@ -191,6 +243,21 @@ class _Reader:
         if value in _FALSE:
             return False
         raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`, case-insensitive; the first when unset."""
+        value = self._raw(name).lower()
+        if not value:
+            return choices[0]
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def optional_amount(self, name: str) -> Decimal | None:
+        """An amount, or None when unset (the feature is off)."""
+        if not self._raw(name):
+            return None
+        return self.amount(name, Decimal(0))
 
     def amount(self, name: str, default: Decimal) -> Decimal:
         value = self._raw(name)

@@ -11,39 +11,46 @@ from hypothesis import strategies as st
 
 from bot.domain import Action
 from bot.flow.commands import (
+    REASON_MAX_LENGTH,
     TOKEN_MAX_LENGTH,
     USAGE,
+    BalanceCommand,
     CreditCommand,
     HelpCommand,
+    HistoryCommand,
     UsageError,
     parse_amount,
     parse_command,
+    parse_subaccount,
     parse_token,
 )
 
 MAX = Decimal("1000")
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("10", "10"),
-        ("10.5", "10.5"),
-        ("10,5", "10.5"),
+        ("10", "10.00"),
+        ("4", "4.00"),
+        ("10.5", "10.50"),
+        ("10,5", "10.50"),
         ("10.50", "10.50"),
         ("10,50", "10.50"),
         ("0.01", "0.01"),
         ("0,01", "0.01"),
-        ("1", "1"),
-        ("007", "7"),
-        ("1000", "1000"),
+        ("1", "1.00"),
+        ("007", "7.00"),
+        ("1000", "1000.00"),
         ("1000.00", "1000.00"),
         ("999.99", "999.99"),
     ],
 )
-def test_accepted_amounts_keep_the_typed_precision(text: str, expected: str) -> None:
-    """Each accepted amount is the exact Decimal typed, with its decimals, `,` read as `.`."""
+def test_accepted_amounts_come_back_with_exactly_two_decimals(text: str, expected: str) -> None:
+    """Each accepted amount is the exact value typed, `,` read as `.`, always with 2 decimals
+    (so the log, the audit trail and the card all say `4.00`, never `4`)."""
     amount = parse_amount(text, max_amount=MAX)
     assert str(amount) == expected
     assert amount.as_tuple() == Decimal(expected).as_tuple()
@@ -100,7 +107,7 @@ def test_refused_amounts_say_which_rule(text: str, fragment: str) -> None:
 
 def test_max_amount_is_inclusive_to_the_cent() -> None:
     """The maximum itself is accepted; one cent more is refused with the maximum named."""
-    assert parse_amount("250", max_amount=Decimal("250")) == Decimal("250")
+    assert str(parse_amount("250", max_amount=Decimal("250"))) == "250.00"
     assert parse_amount("250,00", max_amount=Decimal("250.00")) == Decimal("250")
     with pytest.raises(UsageError, match=r"The maximum for one request is 250 EUR\."):
         parse_amount("250.01", max_amount=Decimal("250"))
@@ -140,9 +147,11 @@ def test_refused_tokens_describe_the_rule_without_echoing(token: str, fragment: 
         assert token not in caught.value.message
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\t\n", "help", "HELP", "  Help  ", "help me"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "\t\n", "help", "HELP", "  Help  ", "help me", "aide", "AIDE", "Aide moi"]
+)
 def test_empty_text_and_help_ask_for_usage(text: str) -> None:
-    """Nothing typed, or `help` in any case, is a HelpCommand."""
+    """Nothing typed, or `help` / `aide` in any case, is a HelpCommand."""
     assert parse_command(text, max_amount=MAX) == HelpCommand()
 
 
@@ -150,14 +159,35 @@ def test_empty_text_and_help_ask_for_usage(text: str) -> None:
     ("text", "expected"),
     [
         ("add sub-42 10,50", CreditCommand(Action.ADD, "sub-42", Decimal("10.50"))),
-        ("remove sub-42 10", CreditCommand(Action.REMOVE, "sub-42", Decimal("10"))),
+        ("remove sub-42 10", CreditCommand(Action.REMOVE, "sub-42", Decimal("10.00"))),
         ("ADD tok 0.01", CreditCommand(Action.ADD, "tok", Decimal("0.01"))),
-        ("  Remove\t tok \n 5.5  ", CreditCommand(Action.REMOVE, "tok", Decimal("5.5"))),
-        ("add 12345 10", CreditCommand(Action.ADD, "12345", Decimal("10"))),
+        ("  Remove\t tok \n 5.5  ", CreditCommand(Action.REMOVE, "tok", Decimal("5.50"))),
+        ("add 12345 10", CreditCommand(Action.ADD, "12345", Decimal("10.00"))),
+        ("ajouter tok 10", CreditCommand(Action.ADD, "tok", Decimal("10.00"))),
+        ("RETIRER tok 10", CreditCommand(Action.REMOVE, "tok", Decimal("10.00"))),
+        (
+            "add Ana.Lima@Example.com 10",
+            CreditCommand(Action.ADD, "Ana.Lima@Example.com", Decimal("10.00")),
+        ),
+        (
+            "add tok 10 March campaign",
+            CreditCommand(Action.ADD, "tok", Decimal("10.00"), "March campaign"),
+        ),
+        (
+            "add tok 10   two  spaces\nand a line  \n",
+            CreditCommand(Action.ADD, "tok", Decimal("10.00"), "two  spaces\nand a line"),
+        ),
+        ("add tok 10 now", CreditCommand(Action.ADD, "tok", Decimal("10.00"), "now")),
+        (
+            "add tok 10 2024 budget",
+            CreditCommand(Action.ADD, "tok", Decimal("10.00"), "2024 budget"),
+        ),
+        ("add tok 1000 100 SMS", CreditCommand(Action.ADD, "tok", Decimal("1000.00"), "100 SMS")),
     ],
 )
 def test_well_formed_commands_parse(text: str, expected: CreditCommand) -> None:
-    """Three words in any whitespace, action in any case, give the exact CreditCommand."""
+    """Action (English or French, any case), sub-account, amount and an optional reason
+    give the exact CreditCommand; the reason is trimmed and keeps its inner whitespace."""
     assert parse_command(text, max_amount=MAX) == expected
 
 
@@ -168,12 +198,25 @@ def test_well_formed_commands_parse(text: str, expected: CreditCommand) -> None:
         ("\uff41\uff44\uff44 tok 10", "Unknown action"),
         ("tok 10", "Unknown action"),
         ("add", "how much"),
+        ("AJOUTER", "how much, after `ajouter`"),
         ("add tok", "amount is missing"),
-        ("add 10", "token is missing"),
-        ("add tok 10 now", "Too many words"),
+        ("add 10", "sub-account is missing"),
         ("add tok 1 000", "without spaces"),
-        ("add 10 mytoken", "amount comes last"),
-        ("remove 10,50 sub-42", "amount comes last"),
+        ("add tok 1 000,50 rent", "without spaces"),
+        ("add tok 12 345", "without spaces"),
+        ("add tok march campaign", "number of euros"),
+        ("add 10 mytoken", "amount comes after the sub-account"),
+        ("remove 10,50 sub-42", "amount comes after the sub-account"),
+        ("add a@b 10", "e-mail address must look like"),
+        ("add a@@b.com 10", "e-mail address must look like"),
+        ("add <mailto:a@b.com|a@b.com> 10", "e-mail address must look like"),
+        ("add tok 10 " + "x" * (REASON_MAX_LENGTH + 1), "at most 200 characters"),
+        ("add tok 10 a\x00b", "control characters"),
+        ("add tok 10 a\x1bb", "control characters"),
+        ("add tok 10 a\ud800b", "not valid text"),
+        ("balance a b", "at most one sub-account"),
+        ("historique a b", "at most one sub-account"),
+        ("solde <!channel>", "may only contain"),
         ("add <!channel> 10", "may only contain"),
         ("add tok 1e3", "exponent"),
         ("add tok NaN", "NaN"),
@@ -187,13 +230,87 @@ def test_malformed_commands_say_what_is_wrong(text: str, fragment: str) -> None:
     assert fragment in caught.value.message
 
 
-def test_usage_shows_both_forms_with_placeholders_escaped() -> None:
-    """USAGE names both commands and an example, and has no raw `<` Slack would parse."""
-    assert "`/credit add &lt;token&gt; &lt;amount&gt;`" in USAGE
-    assert "`/credit remove &lt;token&gt; &lt;amount&gt;`" in USAGE
+def test_usage_lists_every_sub_command_with_placeholders_escaped() -> None:
+    """USAGE names every sub-command, the French words and an example, and has no raw `<`."""
+    assert "`/credit add &lt;sub-account&gt; &lt;amount&gt; [reason]`" in USAGE
+    assert "`/credit remove &lt;sub-account&gt; &lt;amount&gt; [reason]`" in USAGE
+    for command in ("balance [sub-account]", "history [sub-account]", "help"):
+        assert f"`/credit {command}`" in USAGE
+    for word in ("ajouter", "retirer", "solde", "historique", "aide"):
+        assert f"`{word}`" in USAGE
     assert "Example: `/credit add" in USAGE
     assert "<" not in USAGE
     assert ">" not in USAGE
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("balance", BalanceCommand()),
+        ("SOLDE", BalanceCommand()),
+        ("balance sub-42", BalanceCommand("sub-42")),
+        ("solde ana@example.com", BalanceCommand("ana@example.com")),
+        ("history", HistoryCommand()),
+        ("Historique", HistoryCommand()),
+        ("history sub-42", HistoryCommand("sub-42")),
+        ("historique Ana@Example.com", HistoryCommand("Ana@Example.com")),
+    ],
+)
+def test_balance_and_history_take_an_optional_sub_account(text: str, expected: object) -> None:
+    """`balance`/`solde` and `history`/`historique` parse with or without a sub-account."""
+    assert parse_command(text, max_amount=MAX) == expected
+
+
+def test_a_sub_account_says_whether_it_is_an_e_mail() -> None:
+    """`by_email` tells a token from an e-mail address, which is kept exactly as typed."""
+    by_token = parse_command("add sub-42 1", max_amount=MAX)
+    by_email = parse_command("add Ana@Example.COM 1", max_amount=MAX)
+    assert isinstance(by_token, CreditCommand) and isinstance(by_email, CreditCommand)
+    assert not by_token.by_email
+    assert by_email.by_email and by_email.subaccount == "Ana@Example.COM"
+    assert BalanceCommand("a@b.fr").by_email and not BalanceCommand().by_email
+    assert HistoryCommand("a@b.fr").by_email and not HistoryCommand("tok").by_email
+    assert parse_subaccount("a.b+c@mail.example.fr") == "a.b+c@mail.example.fr"
+
+
+def test_a_reason_is_required_only_when_the_setting_says_so() -> None:
+    """With require_reason a command without a reason is refused; with one, it passes."""
+    with pytest.raises(UsageError, match="reason after the amount is required"):
+        parse_command("add tok 10", max_amount=MAX, require_reason=True)
+    with pytest.raises(UsageError, match="reason after the amount is required"):
+        parse_command("add tok 10   \n ", max_amount=MAX, require_reason=True)
+    parsed = parse_command("add tok 10 rent", max_amount=MAX, require_reason=True)
+    assert isinstance(parsed, CreditCommand) and parsed.reason == "rent"
+    assert parse_command("add tok 10", max_amount=MAX) == CreditCommand(
+        Action.ADD, "tok", Decimal("10.00"), None
+    )
+
+
+def test_a_reason_of_exactly_200_characters_is_kept_whole() -> None:
+    """The limit is inclusive, counted after trimming, and markup is kept for the builder."""
+    reason = "<!channel> *x* " + "y" * (REASON_MAX_LENGTH - 15)
+    parsed = parse_command(f"add tok 1   {reason}   ", max_amount=MAX)
+    assert isinstance(parsed, CreditCommand)
+    assert parsed.reason == reason and len(reason) == REASON_MAX_LENGTH
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "add <!channel> 10",
+        "add tok 10 " + "<!channel>" * 30,
+        "add tok 10 a\x00<@U123>",
+        "solde <@U123>",
+        "add <!here>@x.com 10",
+    ],
+)
+def test_refusals_never_quote_what_was_typed(text: str) -> None:
+    """A refusal's sentence contains none of the user's words, so it can ping nobody."""
+    with pytest.raises(UsageError) as caught:
+        parse_command(text, max_amount=MAX)
+    for word in text.split()[1:]:
+        assert word not in caught.value.message
+    assert "<" not in caught.value.message
 
 
 cents = st.decimals(min_value=Decimal("0.01"), max_value=MAX, places=2)
@@ -208,7 +325,7 @@ def test_every_allowed_amount_round_trips(amount: Decimal) -> None:
     for form in (text, text.replace(".", ",")):
         parsed = parse_amount(form, max_amount=MAX)
         assert parsed == amount
-        assert parsed.as_tuple() == amount.as_tuple()
+        assert parsed.as_tuple().exponent == -2
 
 
 def _check_outcome(text: str) -> None:
@@ -219,10 +336,11 @@ def _check_outcome(text: str) -> None:
         return
     if isinstance(result, CreditCommand):
         assert Decimal(0) < result.amount <= MAX
-        exponent = result.amount.as_tuple().exponent
-        assert isinstance(exponent, int)
-        assert exponent >= -2
-        assert TOKEN_PATTERN.fullmatch(result.subaccount_token)
+        assert result.amount.as_tuple().exponent == -2
+        assert TOKEN_PATTERN.fullmatch(result.subaccount) or EMAIL_PATTERN.fullmatch(
+            result.subaccount
+        )
+        assert result.reason is None or 1 <= len(result.reason) <= REASON_MAX_LENGTH
 
 
 @given(st.text())
@@ -232,7 +350,10 @@ def test_any_text_gives_a_command_or_a_usage_error(text: str) -> None:
 
 
 near_miss_word = st.one_of(
-    st.sampled_from(["add", "remove", "ADD", "help", "10", "10,50", "0", "-1", "1e3", "NaN"]),
+    st.sampled_from(
+        ["add", "remove", "ADD", "ajouter", "solde", "history", "help", "10", "10,50", "0", "1e3"]
+    ),
+    st.sampled_from(["-1", "NaN", "000", "a@b.fr", "A@B", "@", "x@y.z"]),
     st.text(alphabet="0123456789.,+-eE", max_size=20),
     st.text(alphabet="abcXYZ019._-<>@!*& ", max_size=TOKEN_MAX_LENGTH + 2),
     st.text(max_size=5),
@@ -252,5 +373,5 @@ def test_near_miss_commands_give_a_command_or_a_usage_error(words: list[str], se
 def test_every_allowed_token_round_trips(token: str) -> None:
     """Any token the rule allows comes back unchanged, alone and inside a command."""
     assert parse_token(token) == token
-    expected = CreditCommand(Action.ADD, token, Decimal("1"))
+    expected = CreditCommand(Action.ADD, token, Decimal("1.00"))
     assert parse_command(f"add {token} 1", max_amount=MAX) == expected

@@ -26,7 +26,8 @@ def _variables_read_by_code() -> set[str]:
     source = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
     return set(
         re.findall(
-            r'"((?:SLACK|SMSPARTNER|CREDIT|DATABASE|ALLOW|CONFIRMATION|SWEEP)_?[A-Z_]*)"', source
+            r'"((?:SLACK|SMSPARTNER|CREDIT|DATABASE|ALLOW|CONFIRMATION|SUBACCOUNT|SWEEP)_?[A-Z_]*)"',
+            source,
         )
     )
 
@@ -46,14 +47,34 @@ def test_manifest_declares_the_command_and_every_action() -> None:
     assert commands == _registered("command") == {"/credit"}
     text = (ROOT / "manifest.yml").read_text()
     actions = _registered("action")
-    assert actions == {"credit_confirm", "credit_cancel"}
+    assert actions >= {"credit_confirm", "credit_cancel"}
     for action_id in actions:
         # Buttons need only interactivity in a manifest; the comment there names them.
         assert action_id in text
     settings = manifest["settings"]
     assert settings["interactivity"]["is_enabled"] is True  # type: ignore[index]
     assert settings["socket_mode_enabled"] is True  # type: ignore[index]
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["commands", "chat:write"]  # type: ignore[index]
+    scopes = manifest["oauth_config"]["scopes"]["bot"]  # type: ignore[index]
+    assert scopes == ["commands", "chat:write", "usergroups:read"]
+
+
+def test_manifest_enables_the_home_tab_and_its_event() -> None:
+    """The Home tab is on and Slack sends app_home_opened to the bot (SPEC.md §2.5, §5)."""
+    manifest = _manifest()
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True  # type: ignore[index]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]  # type: ignore[index]
+    assert "app_home_opened" in events
+
+
+def test_every_spec_variable_is_read_by_the_code() -> None:
+    """Each variable of SPEC.md §4's table is one the code reads (so it is documented too)."""
+    spec = ROOT.parent / "shared" / "SPEC.md"
+    if not spec.is_file():
+        pytest.skip(f"{spec} is not there (it comes with the project's shared/ folder)")
+    section = spec.read_text().split("## 4. Configuration", 1)[1].split("\n## ", 1)[0]
+    in_spec = set(re.findall(r"^\| `([A-Z_]+)` \|", section, re.MULTILINE))
+    assert "CREDIT_LANGUAGE" in in_spec
+    assert in_spec <= _variables_read_by_code()
 
 
 def test_manifest_validates_against_slacks_schema() -> None:
