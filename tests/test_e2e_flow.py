@@ -49,7 +49,7 @@ BAD_INPUTS = [
     "add sub-1 inf",
     "add sub-1 10.555",
     "add sub-1 1000.01",
-    "add sub-1 10 extra",
+    "add sub-1 10 " + "x" * 201,
     "add <!channel> 10",
     "add sub/1 10",
     "add " + "a" * 129 + " 10",

@@ -119,17 +119,6 @@ def test_english_error_texts_are_the_clients_table():
         assert EN(f"smspartner.error.{code}") == text
 
 
-def test_english_usage_lines_rebuild_todays_usage():
-    lines = ("title", "add", "remove", "help", "token", "amount", "example")
-    rebuilt = "\n".join(
-        EN(f"usage.{line}", max_length=commands.TOKEN_MAX_LENGTH)
-        if line == "token"
-        else EN(f"usage.{line}")
-        for line in lines
-    )
-    assert rebuilt == commands.USAGE
-
-
 def test_english_refusals_are_the_policys():
     policy = Policy(approvers=frozenset({"UAPPROVER"}), requesters=frozenset({"UASKER"}))
     in_channel = Policy(channels=frozenset({"C1"}))

@@ -136,7 +136,7 @@ class Transfers:
     ) -> CreditRequest:
         request = self.store.create(
             action=command.action,
-            subaccount_token=command.subaccount_token,
+            subaccount_token=command.subaccount,
             amount=command.amount,
             currency=CURRENCY,
             requester_id=requester_id,

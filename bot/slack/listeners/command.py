@@ -10,7 +10,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.flow.commands import CreditCommand, HelpCommand, UsageError, parse_command
+from bot.flow.commands import CreditCommand, UsageError, parse_command
 from bot.flow.policy import Policy
 from bot.flow.transfers import Transfers
 from bot.logs import log_event, log_failure
@@ -34,7 +34,7 @@ def evaluate(
         parsed = parse_command(str(command.get("text", "")), max_amount=max_amount)
     except UsageError as error:
         return build_usage(escape_mrkdwn(error.message))
-    if isinstance(parsed, HelpCommand):
+    if not isinstance(parsed, CreditCommand):
         return build_usage()
     if refusal:
         return build_usage(escape_mrkdwn(refusal))
