@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -13,9 +15,11 @@ import requests
 from bot.smspartner.client import (
     CallRecord,
     NoAnswerError,
+    NotSentError,
     OutcomeUnknownError,
     SMSPartnerClient,
 )
+from bot.smspartner.deadline import BoundedAdapter, BoundedHTTPConnection
 from tests.fakes.smspartner import FakeSMSPartner
 
 API_KEY = "bound-smspartner-key"
@@ -164,3 +168,42 @@ def test_an_observer_that_raises_does_not_break_the_call(
         )
         assert client.add_credit(TOKEN, Decimal("1")).subaccount_balance == Decimal("11")
     assert any("observer" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_connections_to_the_api_are_bounded_ones(fake: FakeSMSPartner, scheme: str) -> None:
+    """Plain and TLS connections of the API's adapter (also through an HTTP proxy) register
+    with the call's deadline; the trickle tests run over http, production over https."""
+    with requests.Session() as session:
+        SMSPartnerClient(api_key=API_KEY, base_url=f"{scheme}://127.0.0.1:9/v1", session=session)
+        adapter = session.get_adapter(f"{scheme}://127.0.0.1:9/v1/me")
+        assert isinstance(adapter, BoundedAdapter)
+        managers = [adapter.poolmanager, adapter.proxy_manager_for("http://127.0.0.1:9")]
+        for manager in managers:
+            pool = manager.connection_from_url(f"{scheme}://127.0.0.1:9/")
+            assert issubclass(pool.ConnectionCls, BoundedHTTPConnection)
+
+
+def test_a_failed_tls_handshake_is_not_sent() -> None:
+    """A server that answers the TLS hello with garbage fails before the request was handed
+    to the connection: NotSentError (safe to ask again), not an unknown outcome."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer_garbage() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"this is not TLS\r\n")
+                connection.recv(4096)
+
+        server = threading.Thread(target=answer_garbage, daemon=True)
+        server.start()
+        with requests.Session() as session:
+            client = SMSPartnerClient(
+                api_key=API_KEY, base_url=f"https://127.0.0.1:{port}/v1", session=session
+            )
+            with pytest.raises(NotSentError, match="nothing was sent"):
+                client.add_credit(TOKEN, Decimal("1"))
+        server.join(timeout=5)

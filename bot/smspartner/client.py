@@ -350,8 +350,14 @@ class SMSPartnerClient:
         causes = list(_causes(error))
         limit = f"{self.timeout:g} s"
         not_sent = _not_sent_text(error, causes)
-        if not_sent is None and deadline.expired and not deadline.sending:
-            not_sent = f"SMS Partner did not complete a connection within {limit}"
+        if not_sent is None and not deadline.sending:
+            # The connection failed before the request was handed to it (a TLS handshake cut
+            # or refused): not one byte of it went out.
+            not_sent = (
+                f"SMS Partner did not complete a connection within {limit}"
+                if deadline.expired
+                else "No secure connection to SMS Partner could be set up"
+            )
         if not_sent is not None:
             return NotSentError(f"{not_sent}: nothing was sent.")
         # Anything else may have happened after the request left: for a transfer, only

@@ -90,7 +90,7 @@ def _deadline() -> CallDeadline | None:
     return deadline
 
 
-class _BoundedHTTPConnection(HTTPConnection):
+class BoundedHTTPConnection(HTTPConnection):
     """Registers its socket with the call in progress: when opened, and again when reused."""
 
     def _new_conn(self) -> socket.socket:
@@ -108,16 +108,16 @@ class _BoundedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _BoundedHTTPSConnection(_BoundedHTTPConnection, HTTPSConnection):
+class BoundedHTTPSConnection(BoundedHTTPConnection, HTTPSConnection):
     """The same, over TLS: the handshake too runs on the watched socket."""
 
 
 class _BoundedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _BoundedHTTPConnection
+    ConnectionCls = BoundedHTTPConnection
 
 
 class _BoundedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _BoundedHTTPSConnection
+    ConnectionCls = BoundedHTTPSConnection
 
 
 _BOUNDED_POOLS = {"http": _BoundedHTTPConnectionPool, "https": _BoundedHTTPSConnectionPool}
@@ -132,5 +132,8 @@ class BoundedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
         manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _BOUNDED_POOLS
+        # A SOCKS manager brings connection classes of its own, which must stay: through a
+        # SOCKS proxy only the per-read timeout applies.
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _BOUNDED_POOLS
         return manager

@@ -5,7 +5,8 @@
     │   │                        nothing moved. `code`, `vendor_message`, `text`, `user_message`.
     │   └── RateLimitedError     HTTP 429: refused for now, nothing moved; try again later.
     ├── NotSentError             the request never reached SMS Partner (refused, DNS, connect
-    │                            timeout, certificate rejected): nothing moved, safe to ask again.
+    │                            timeout, certificate rejected, TLS handshake failed): nothing
+    │                            moved, safe to ask again.
     ├── OutcomeUnknownError      a credit POST left but no readable outcome came back (no answer
     │                            in time, connection cut, or a "success" whose balances cannot be
     │                            read): the transfer may have happened. Check before asking again.
