@@ -1,43 +1,81 @@
-"""The SMS Partner client: move credit between the main account and one sub-account.
+"""The SMS Partner client: move credit between the main account and one sub-account, and read
+the accounts (the main account, the list of sub-accounts).
 
-Everything a call can raise, and what it means for the money:
+What a call can raise is drawn in `bot.smspartner.errors` (re-exported here). In short: APIError
+(refused, nothing moved), RateLimitedError (429), NotSentError (nothing left), OutcomeUnknownError
+(a credit POST left, no readable outcome), NoAnswerError (a read left, no answer), BadAnswerError.
 
-    SMSPartnerError              base class: catching it catches everything below
-    ├── APIError                 SMS Partner answered and refused (`success` not true):
-    │   │                        nothing moved. `code`, `vendor_message`, `text`, `user_message`.
-    │   └── RateLimitedError     HTTP 429: refused for now, nothing moved; try again later.
-    ├── NotSentError             the request never reached SMS Partner (refused, DNS, connect
-    │                            timeout, certificate rejected): nothing moved, safe to ask again.
-    ├── OutcomeUnknownError      the request left but no readable outcome came back (read
-    │                            timeout, connection cut, or a "success" whose balances cannot be
-    │                            read): the transfer may have happened. Check before asking again.
-    └── BadAnswerError           an answer we cannot read as SMS Partner's: HTTP 3xx or 5xx, a body
-                                 neither JSON nor XML, a refusal without a code. Most likely
-                                 nothing moved, but nobody said so.
+Every call lasts at most `timeout` seconds in all, connect, send and read together, whatever
+the server does (`bot.smspartner.deadline`). A caller's mistake (an amount that is not a finite
+`Decimal`) raises TypeError or ValueError before anything is sent.
 
-A caller's mistake (an amount that is not a finite `Decimal`) raises TypeError or ValueError
-before anything is sent. A transfer is never sent twice: no retries, no redirects followed.
-The API key travels only in the POST body; no URL, exception, repr or log line contains it.
+A credit POST is never sent twice: no retries, no redirects followed, TLS always verified, and
+the key travels only in its body. A read is a GET with the key in the query string, as the API
+wants it: such a URL is never logged (urllib3's own DEBUG lines included) and never in an
+exception; reads are tried once more after a connect failure or an HTTP 5xx, since they move
+nothing. An optional observer hears of every HTTP call (a `CallRecord`), for metrics.
 """
 
 from __future__ import annotations
 
 import codecs
+import http.client
 import json
 import logging
 import re
+import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError
+import urllib3.exceptions
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ProtocolError
 from urllib3.util.retry import Retry
+
+from bot.smspartner.accounts import (
+    MainAccount,
+    Subaccount,
+    SubaccountPage,
+    balance,
+    parse_main_account,
+    parse_subaccount_page,
+)
+from bot.smspartner.deadline import BoundedAdapter, CallDeadline
+from bot.smspartner.errors import (
+    ERROR_TEXTS,
+    RATE_LIMITED_STATUS,
+    APIError,
+    BadAnswerError,
+    NoAnswerError,
+    NotSentError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    SMSPartnerError,
+    error_text,
+)
+
+__all__ = [
+    "ERROR_TEXTS",
+    "RATE_LIMITED_STATUS",
+    "APIError",
+    "BadAnswerError",
+    "CallRecord",
+    "MainAccount",
+    "NoAnswerError",
+    "NotSentError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
+    "SMSPartnerClient",
+    "SMSPartnerError",
+    "Subaccount",
+    "Transfer",
+    "error_text",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,27 +85,15 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 3.05
 ADD_PATH = "/subaccount/credit/add"
 REMOVE_PATH = "/subaccount/credit/remove"
-RATE_LIMITED_STATUS = 429
-
-# SMS Partner numbers some errors differently across its pages (9 and 10 for a bad key,
-# 8 and 11 for insufficient credit): both spellings map to the same text.
-ERROR_TEXTS: dict[int, str] = {
-    1: "The bot has no SMS Partner API key configured.",
-    2: "No credit amount was sent.",
-    3: "No sub-account token was sent.",
-    4: "This SMS Partner account is not allowed to manage sub-account credit.",
-    5: "The amount must be greater than 0.",
-    6: "The balance to take the credit from must be greater than 0.",
-    7: "Sub-account does not exist.",
-    8: "Insufficient credit for this transfer.",
-    9: "The SMS Partner API key is invalid.",
-    10: "The SMS Partner API key is invalid.",
-    11: "Insufficient credit for this transfer.",
-    96: "SMS Partner refuses calls from this server's IP address (the account has an IP "
-    "allow-list).",
-    RATE_LIMITED_STATUS: "SMS Partner is limiting how often the bot may call it: nothing moved. "
-    "Try again in a minute.",
-}
+ME_PATH = "/me"
+LIST_PATH = "/subaccount/list"
+PAGE_SIZE = 20  # SMS Partner's, when an answer does not say
+# 10,000 sub-accounts: a listing that has not ended by then is looping, not long.
+MAX_PAGES = 500
+# A read moves nothing, so it may be sent again, but only once: a struggling API is not
+# helped by a bot that insists, and the person waiting wants an answer soon.
+READ_ATTEMPTS = 2
+SERVER_ERROR_STATUS = 500
 
 # The XML answer is positional: these are the names of its <entry> elements, in order.
 XML_SUCCESS_FIELDS = ("success", "code", "credit", "subaccountCredit", "currency")
@@ -75,17 +101,31 @@ XML_FAILURE_FIELDS = ("success", "code", "message")
 # The vendor is trusted TLS, but a DTD is never part of its answer and is the door to entity
 # expansion attacks, so its presence alone makes the answer unreadable.
 XML_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 PLAIN_CODE = re.compile(r"[0-9]{1,9}")
+QUERY_KEY = re.compile(r"(apiKey=)[^&\s'\"]*")
+
+T = TypeVar("T")
 
 
-def error_text(code: int, vendor_message: str) -> str:
-    """The English text shown for an SMS Partner error code."""
-    if code in ERROR_TEXTS:
-        return ERROR_TEXTS[code]
-    if vendor_message:
-        return f"SMS Partner error {code}: {vendor_message}"
-    return f"SMS Partner error {code}."
+class _HideQueryKeys(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG (and on retries): a read's URL holds our key
+    in its query string, so the value is blanked before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "apiKey=" in record.msg:
+            record.msg = QUERY_KEY.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                QUERY_KEY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_HIDE_QUERY_KEYS = _HideQueryKeys()
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
+    if _HIDE_QUERY_KEYS not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_HIDE_QUERY_KEYS)
 
 
 @dataclass(frozen=True)
@@ -97,48 +137,31 @@ class Transfer:
     currency: str
 
 
-class SMSPartnerError(Exception):
-    """Base of everything the client raises about a call."""
+Operation = Literal["add", "remove", "me", "subaccount_list"]
+CallOutcome = Literal["ok", "refused", "rate_limited", "not_sent", "unknown", "bad_answer"]
 
 
-class APIError(SMSPartnerError):
-    """SMS Partner refused the transfer: nothing moved."""
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP call to SMS Partner, as an observer (metrics) hears of it.
 
-    def __init__(self, code: int, vendor_message: str) -> None:
-        self.code = code
-        self.vendor_message = vendor_message
-        self.text = error_text(code, vendor_message)
-        super().__init__(self.user_message)
+    `operation`: "add", "remove", "me" or "subaccount_list" (one record per page and per try).
+    `outcome`: "ok", "refused" (APIError), "rate_limited" (429), "not_sent", "unknown" (sent,
+    no answer: OutcomeUnknownError or NoAnswerError) or "bad_answer".
+    `code`: SMS Partner's code (200 when ok, the refusal's code, 429), None when none was read.
+    `seconds`: how long the call took, answer read and parsed."""
 
-    @property
-    def user_message(self) -> str:
-        """Our text, then SMS Partner's own words, so a renumbered code still reads right."""
-        if self.code not in ERROR_TEXTS or not self.vendor_message:
-            return self.text  # an unknown code's text already quotes the vendor
-        return f'{self.text} (SMS Partner: "{self.vendor_message}")'
-
-
-class RateLimitedError(APIError):
-    """HTTP 429: SMS Partner refused to look at the request now; nothing moved."""
-
-    def __init__(self, vendor_message: str = "") -> None:
-        super().__init__(RATE_LIMITED_STATUS, vendor_message)
+    operation: str
+    outcome: str
+    code: int | None
+    seconds: float
 
 
-class NotSentError(SMSPartnerError):
-    """Nothing reached SMS Partner: nothing moved, asking again is safe."""
-
-
-class OutcomeUnknownError(SMSPartnerError):
-    """The request was sent but no readable outcome came back: it may have moved credit."""
-
-
-class BadAnswerError(SMSPartnerError):
-    """The answer is not one SMS Partner gives: most likely nothing moved, unconfirmed."""
+Observer = Callable[[CallRecord], None]
 
 
 class SMSPartnerClient:
-    """Calls SMS Partner's sub-account credit endpoints over an injected requests.Session."""
+    """Calls SMS Partner over an injected requests.Session."""
 
     def __init__(
         self,
@@ -148,6 +171,7 @@ class SMSPartnerClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         session: requests.Session | None = None,
         response_format: Literal["json", "xml"] = "json",
+        observer: Observer | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -155,12 +179,15 @@ class SMSPartnerClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.response_format = response_format
+        self._observer = observer
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         # A POST cut half-way may already have moved credit, so it is never sent again: the
-        # adapter for our URLs retries nothing, whatever the injected session was given.
+        # adapter for our URLs retries nothing, whatever the injected session was given (reads
+        # are retried by `_read_call`, where the kind of failure is known). Its connections
+        # obey each call's total deadline.
         never_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0)
-        self._session.mount(f"{self.base_url}/", HTTPAdapter(max_retries=never_retry))
+        self._session.mount(f"{self.base_url}/", BoundedAdapter(max_retries=never_retry))
 
     def __repr__(self) -> str:
         return f"SMSPartnerClient(base_url={self.base_url!r})"
@@ -176,15 +203,19 @@ class SMSPartnerClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- moving credit ------------------------------------------------------------------
+
     def add_credit(self, token: str, amount: Decimal) -> Transfer:
         """Move `amount` euros from the main account into sub-account `token`."""
-        return self._transfer(ADD_PATH, token, amount)
+        payload = self._payload(token, amount)
+        return self._observed("add", lambda: self._transfer(ADD_PATH, payload))
 
     def remove_credit(self, token: str, amount: Decimal) -> Transfer:
         """Move `amount` euros from sub-account `token` back to the main account."""
-        return self._transfer(REMOVE_PATH, token, amount)
+        payload = self._payload(token, amount)
+        return self._observed("remove", lambda: self._transfer(REMOVE_PATH, payload))
 
-    def _transfer(self, path: str, token: str, amount: Decimal) -> Transfer:
+    def _payload(self, token: str, amount: Decimal) -> dict[str, str]:
         payload = {
             "apiKey": self._api_key,
             "credit": _wire_amount(amount),
@@ -192,35 +223,159 @@ class SMSPartnerClient:
         }
         if self.response_format == "xml":
             payload["_format"] = "xml"
-        started = time.monotonic()
-        outcome = self._post(path, payload)
-        elapsed_ms = (time.monotonic() - started) * 1000
-        if isinstance(outcome, requests.Response):
-            logger.debug("POST %s -> %s in %.0f ms", path, outcome.status_code, elapsed_ms)
-        else:
-            logger.debug("POST %s -> %s in %.0f ms", path, type(outcome).__name__, elapsed_ms)
+        return payload
+
+    def _transfer(self, path: str, payload: dict[str, str]) -> Transfer:
+        outcome = self._exchange("POST", path, payload=payload)
         if isinstance(outcome, SMSPartnerError):
             # Raised here, outside any `except`, so the requests exception, which holds the
             # prepared request and so the key, is not even reachable as __context__.
             raise outcome
-        return self._read(outcome)
+        return _transfer(self._fields(outcome))
 
-    def _post(self, path: str, payload: dict[str, str]) -> requests.Response | SMSPartnerError:
-        try:
-            return self._session.post(
-                f"{self.base_url}{path}",
-                data=json.dumps(payload).encode("utf-8"),
-                headers={"Content-Type": "application/json"},
-                timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
-                # A redirected POST would be a second send, maybe to somewhere else.
-                allow_redirects=False,
-                # Keeps a session's own CA bundle, but a session with verify=False still verifies.
-                verify=self._session.verify or True,
+    # -- reading accounts ---------------------------------------------------------------
+
+    def main_account(self) -> MainAccount:
+        """The main account's balance and owner (`GET /me`); moves nothing."""
+        return self._read_call("me", ME_PATH, {}, parse_main_account)
+
+    def subaccounts(self) -> list[Subaccount]:
+        """Every sub-account, all pages read (`GET /subaccount/list`, 20 a page), in
+        SMS Partner's order; a token listed twice (the list changed between pages) once."""
+        found: dict[str, Subaccount] = {}
+        for page in range(1, MAX_PAGES + 1):
+            listing: SubaccountPage = self._read_call(
+                "subaccount_list", LIST_PATH, {"page": str(page)}, parse_subaccount_page
             )
-        except requests.RequestException as error:
-            return _transport_failure(error)
+            for subaccount in listing.subaccounts:
+                found.setdefault(subaccount.token, subaccount)
+            per_page = listing.per_page or PAGE_SIZE
+            last = len(listing.subaccounts) < per_page or (
+                listing.total is not None and page * per_page >= listing.total
+            )
+            if last:
+                return list(found.values())
+        raise BadAnswerError(f"SMS Partner's sub-account list did not end within {MAX_PAGES} pages")
 
-    def _read(self, response: requests.Response) -> Transfer:
+    def _read_call(
+        self,
+        operation: Operation,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[dict[str, object]], T],
+    ) -> T:
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return self._observed(operation, lambda: self._get(path, params, parse))
+            except (NotSentError, BadAnswerError) as error:
+                if attempt == READ_ATTEMPTS or not _worth_retrying(error):
+                    raise
+                logger.debug("GET %s failed (%s): trying once more", path, error)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _get(self, path: str, params: dict[str, str], parse: Callable[[dict[str, object]], T]) -> T:
+        outcome = self._exchange("GET", path, params={"apiKey": self._api_key, **params})
+        if isinstance(outcome, SMSPartnerError):
+            raise outcome  # outside any `except`: see _transfer
+        return parse(self._fields(outcome))
+
+    # -- one HTTP exchange ---------------------------------------------------------------
+
+    def _exchange(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        payload: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> requests.Response | SMSPartnerError:
+        """One request within the total deadline: the answer, or the failure to raise."""
+        started = time.monotonic()
+        deadline = CallDeadline(self.timeout)
+        outcome: requests.Response | SMSPartnerError
+        try:
+            with deadline:
+                outcome = self._send(method, path, payload=payload, params=params)
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as error:
+            outcome = self._transport_failure(error, deadline, read=method == "GET")
+            # The class chain helps whoever debugs the network; it stays out of the text.
+            logger.debug("%s %s: %s", method, path, " < ".join(_kinds(error)))
+        else:
+            if deadline.expired:
+                # A socket shut under http.client can look like a complete answer (headers cut
+                # short, then an empty body until EOF): nothing read past the deadline counts.
+                outcome = self._transport_failure(TimeoutError(), deadline, read=method == "GET")
+        elapsed_ms = (time.monotonic() - started) * 1000
+        result = outcome.status_code if isinstance(outcome, requests.Response) else "no answer"
+        logger.debug("%s %s -> %s in %.0f ms", method, path, result, elapsed_ms)
+        return outcome
+
+    def _send(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        payload: dict[str, str] | None,
+        params: dict[str, str] | None,
+    ) -> requests.Response:
+        timeout = (min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout)
+        # Keeps a session's own CA bundle, but a session with verify=False still verifies.
+        verify = self._session.verify or True
+        if method == "GET":
+            return self._session.get(
+                f"{self.base_url}{path}",
+                params=params,
+                timeout=timeout,
+                allow_redirects=False,
+                verify=verify,
+            )
+        return self._session.post(
+            f"{self.base_url}{path}",
+            data=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+            # A redirected POST would be a second send, maybe to somewhere else.
+            allow_redirects=False,
+            verify=verify,
+        )
+
+    def _transport_failure(
+        self, error: BaseException, deadline: CallDeadline, *, read: bool
+    ) -> SMSPartnerError:
+        causes = list(_causes(error))
+        limit = f"{self.timeout:g} s"
+        not_sent = _not_sent_text(error, causes)
+        if not_sent is None and not deadline.sending:
+            # The connection failed before the request was handed to it (a TLS handshake cut
+            # or refused): not one byte of it went out.
+            not_sent = (
+                f"SMS Partner did not complete a connection within {limit}"
+                if deadline.expired
+                else "No secure connection to SMS Partner could be set up"
+            )
+        if not_sent is not None:
+            return NotSentError(f"{not_sent}: nothing was sent.")
+        # Anything else may have happened after the request left: for a transfer, only
+        # "unknown" is honest.
+        timed_out = deadline.expired or any(
+            isinstance(cause, requests.ReadTimeout | TimeoutError | socket.timeout)
+            for cause in causes
+        )
+        if timed_out:
+            text = f"SMS Partner did not answer within {limit}."
+        elif any(isinstance(cause, _CUT) for cause in causes):
+            text = "The connection to SMS Partner was cut before an answer came."
+        else:
+            text = "The request went to SMS Partner but its answer could not be read."
+        return NoAnswerError(text) if read else OutcomeUnknownError(text)
+
+    def _fields(self, response: requests.Response) -> dict[str, object]:
+        """The fields of an answer from the API itself, or the error it stands for."""
         status = response.status_code
         if status == RATE_LIMITED_STATUS:
             try:
@@ -231,18 +386,61 @@ class SMSPartnerClient:
         # Refusals come with 200 or with a 4xx: the body says which; anything else is not
         # an answer from the API itself.
         if not (200 <= status < 300 or 400 <= status < 500):
-            raise BadAnswerError(f"HTTP {status}")
+            raise BadAnswerError(f"HTTP {status}", http_status=status)
         fields = _parse(response.content, status)
         if fields.get("success") is not True:
             raise APIError(
                 _code(fields.get("code"), status), self._vendor_message(fields.get("message"))
             )
-        return _transfer(fields)
+        return fields
 
     def _vendor_message(self, value: object) -> str:
         message = str(value).strip() if isinstance(value, str | Decimal) else ""
         # Should SMS Partner ever echo the key back, it must not reach Slack or the logs.
         return message.replace(self._api_key, "[redacted]") if self._api_key else message
+
+    # -- the observer ---------------------------------------------------------------------
+
+    def _observed(self, operation: Operation, call: Callable[[], T]) -> T:
+        started = time.monotonic()
+        try:
+            result = call()
+        except SMSPartnerError as error:
+            self._observe(operation, *_outcome(error), started)
+            raise
+        self._observe(operation, "ok", 200, started)
+        return result
+
+    def _observe(
+        self, operation: Operation, outcome: CallOutcome, code: int | None, started: float
+    ) -> None:
+        if self._observer is None:
+            return
+        record = CallRecord(operation, outcome, code, time.monotonic() - started)
+        try:
+            self._observer(record)
+        except Exception:
+            # Metrics are never worth a transfer: the call's own result stands.
+            logger.warning("the SMS Partner call observer failed; call unaffected", exc_info=True)
+
+
+def _worth_retrying(error: SMSPartnerError) -> bool:
+    """A connect failure or a server error passes; a refusal or a malformed answer repeats."""
+    if isinstance(error, BadAnswerError):
+        return (error.http_status or 0) >= SERVER_ERROR_STATUS
+    return isinstance(error, NotSentError)
+
+
+def _outcome(error: SMSPartnerError) -> tuple[CallOutcome, int | None]:
+    if isinstance(error, RateLimitedError):
+        return "rate_limited", RATE_LIMITED_STATUS
+    if isinstance(error, APIError):
+        return "refused", error.code
+    if isinstance(error, NotSentError):
+        return "not_sent", None
+    if isinstance(error, OutcomeUnknownError | NoAnswerError):
+        return "unknown", None
+    return "bad_answer", None
 
 
 def _wire_amount(amount: object) -> str:
@@ -254,25 +452,42 @@ def _wire_amount(amount: object) -> str:
     return format(amount, "f")
 
 
-def _transport_failure(error: requests.RequestException) -> SMSPartnerError:
-    causes = list(_causes(error))
-    kinds = " < ".join(dict.fromkeys(type(cause).__name__ for cause in causes))
-    never_sent = isinstance(
+# Signs that the connection ended under an exchange in progress.
+_CUT = (
+    ConnectionError,  # the builtin: reset, aborted, broken pipe
+    http.client.RemoteDisconnected,
+    http.client.IncompleteRead,
+    ProtocolError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def _not_sent_text(error: BaseException, causes: list[BaseException]) -> str | None:
+    """What kept the request from leaving, when the error proves it never did."""
+    if isinstance(
         error,
-        requests.ConnectTimeout
-        | requests.exceptions.MissingSchema
+        requests.exceptions.MissingSchema
         | requests.exceptions.InvalidSchema
         | requests.exceptions.InvalidURL,
-    ) or any(
-        # urllib3's own test for "the server did not receive the request"; a certificate is
-        # checked in the TLS handshake, before any byte of the request is sent.
-        isinstance(cause, ConnectTimeoutError | ssl.SSLCertVerificationError)
-        for cause in causes
-    )
-    if never_sent:
-        return NotSentError(f"Could not reach SMS Partner ({kinds}): nothing was sent.")
-    # Anything else may have happened after the request left: only "unknown" is honest.
-    return OutcomeUnknownError(f"The request was sent but no answer came back ({kinds}).")
+    ):
+        return "The SMS Partner address (SMSPARTNER_BASE_URL) is not a usable URL"
+    if any(isinstance(cause, NameResolutionError | socket.gaierror) for cause in causes):
+        return "SMS Partner's server name could not be resolved (DNS)"
+    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes):
+        # A certificate is checked in the TLS handshake, before any byte of the request.
+        return "SMS Partner's TLS certificate was not accepted"
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return "SMS Partner refused the connection"
+    # urllib3's own test for "the server did not receive the request".
+    if isinstance(error, requests.ConnectTimeout) or any(
+        isinstance(cause, ConnectTimeoutError) for cause in causes
+    ):
+        return "SMS Partner could not be connected to in time"
+    return None
+
+
+def _kinds(error: BaseException) -> list[str]:
+    return list(dict.fromkeys(type(cause).__name__ for cause in _causes(error)))
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -327,7 +542,7 @@ def _parse_json(content: bytes, where: str) -> dict[str, object]:
 
 def _parse_xml(content: bytes, where: str) -> dict[str, object]:
     if XML_DTD.search(content):
-        raise BadAnswerError(f"{where}an XML body declaring a DOCTYPE or ENTITY")
+        raise BadAnswerError(f"{where}an XML body declaring a DTD")
     try:
         root = ET.fromstring(content)  # noqa: S314 - DTDs refused above; expat needs no network
     except ET.ParseError:
@@ -353,8 +568,8 @@ def _code(value: object, status: int) -> int:
 def _transfer(fields: dict[str, object]) -> Transfer:
     """The balances of a success answer. SMS Partner said the credit moved, so an unreadable
     field makes the outcome unknown, never a failure that would invite a second transfer."""
-    main = _balance(fields.get("credit"))
-    sub = _balance(fields.get("subaccountCredit"))
+    main = balance(fields.get("credit"))
+    sub = balance(fields.get("subaccountCredit"))
     currency = fields.get("currency")
     currency = currency.strip() or None if isinstance(currency, str) else None
     if main is None or sub is None or currency is None:
@@ -365,12 +580,3 @@ def _transfer(fields: dict[str, object]) -> Transfer:
             "the credit probably moved."
         )
     return Transfer(main_balance=main, subaccount_balance=sub, currency=currency)
-
-
-def _balance(value: object) -> Decimal | None:
-    """A balance as SMS Partner wrote it, number or string, digits kept ("0.800" stays)."""
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(value.strip()):
-        return Decimal(value.strip())
-    return None

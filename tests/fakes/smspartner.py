@@ -1,4 +1,4 @@
-"""A loopback fake of SMS Partner's sub-account credit API, for tests.
+"""A loopback fake of SMS Partner's sub-account API, for tests.
 
 `FakeSMSPartner` is a real HTTP server on 127.0.0.1 (port chosen by the OS) that answers
 `POST /v1/subaccount/credit/add` and `/remove` as the vendor page describes: a JSON body in,
@@ -8,27 +8,40 @@ when the request says `"_format": "xml"`. Balances are Decimals and go out with 
 as raw JSON numbers (`990.000`), never through float. It records every request and lets a
 test block until some arrived with `wait_for_requests`, without sleeping.
 
+It also answers the read calls, from the same live balances: `GET /v1/me?apiKey=…` (the main
+account, balances as 3-decimal strings) and `GET /v1/subaccount/list?apiKey=…&page=N`
+(`per_page` a page, 20 as SMS Partner does; each item with its e-mail and its own `apiKey`, a
+secret the client must drop: `subaccount_api_key(token)` tells a test what to look for).
+
 Switches, cleared by `reset()`, in the order they win:
-- `rate_limited` (429), `http_500`, `force_error(...)`, `force_body(...)`, `garbage_body`:
-  the request never reaches the transfer logic, so no balance moves.
-- `close_connection_after_request`, `hang`, `delay_seconds`: the transfer is done, only the
-  answer is lost (socket dropped), held back until `release()` / `stop()`, or late. This is
-  the case that makes an outcome unknown: the vendor moved the credit, the client never heard.
+- `rate_limited` (429), `http_500`, `force_error(...)`, `force_body(...)`, `garbage_body`,
+  then `fail_endpoint(endpoint, ...)` for one endpoint only: the request never reaches the
+  transfer logic, so no balance moves.
+- `close_connection_after_request`, `hang` (or `hang_endpoint(endpoint)`), `delay_seconds`,
+  `trickle_seconds`: the transfer is done, only the answer is lost (socket dropped), held back
+  until `release()` / `stop()`, late, or sent one byte at a time (status line, headers and
+  body) with that pause between bytes. This is the case that makes an outcome unknown: the
+  vendor moved the credit, the client never heard.
+Endpoints are named as the client's CallRecord names them: "add", "remove", "me",
+"subaccount_list".
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_API_KEY = "test-smspartner-key"
 API_PREFIX = "/v1"
+PAGE_SIZE = 20
+CREATED_AT = "2026-01-05 09:30:00"
 THREE_DECIMALS = Decimal("0.001")
 GARBAGE = b"Service temporairement indisponible, merci de reessayer plus tard.\n"
 
@@ -69,6 +82,7 @@ class _Reply:
     drop: bool = False  # read the request, then close the socket without a word
     hold: threading.Event | None = None  # answer only once this is set
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the answer's bytes
 
 
 class FakeSMSPartner:
@@ -85,6 +99,13 @@ class FakeSMSPartner:
         self.main_balance = main_balance
         self.currency = currency
         self.subaccounts: dict[str, Decimal] = {}
+        self.subaccount_emails: dict[str, str] = {}
+        self._subaccount_keys: dict[str, str] = {}
+        self._subaccount_ids: dict[str, int] = {}
+        self.username = "owner@example.com"
+        self.first_name = "Camille"
+        self.last_name = "Martin"
+        self.per_page = PAGE_SIZE
         self._changed = threading.Condition(threading.RLock())
         self._requests: list[RecordedRequest] = []
         self._released = threading.Event()
@@ -133,9 +154,45 @@ class FakeSMSPartner:
 
     # -- state and switches ------------------------------------------------------------------
 
-    def add_subaccount(self, token: str, balance: Decimal = Decimal("0")) -> None:
+    def add_subaccount(
+        self, token: str, balance: Decimal = Decimal("0"), *, email: str | None = None
+    ) -> None:
+        """Create (or refill) a sub-account; its e-mail defaults to `<token>@example.com`."""
         with self._changed:
             self.subaccounts[token] = balance
+            self.subaccount_emails[token] = email or f"{token}@example.com"
+
+    def subaccount_api_key(self, token: str) -> str:
+        """The secret API key the listing gives this sub-account (stable for the fake's life)."""
+        with self._changed:
+            return self._subaccount_keys.setdefault(token, f"subkey-{secrets.token_hex(12)}")
+
+    def fail_endpoint(
+        self,
+        endpoint: str,
+        code: int,
+        message: str = "",
+        *,
+        http_status: int = 200,
+        times: int | None = None,
+    ) -> None:
+        """Answer `endpoint`'s calls with this error (`times` of them, or all) until `reset()`."""
+        if endpoint not in _ENDPOINT_NAMES:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        with self._changed:
+            self._endpoint_errors[endpoint] = (code, message or MESSAGES.get(code, ""), http_status)
+            self._endpoint_error_times[endpoint] = times
+
+    def hang_endpoint(self, endpoint: str) -> None:
+        """Hold `endpoint`'s answers until `release()` / `stop()`, as `hang` does for all."""
+        if endpoint not in _ENDPOINT_NAMES:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        with self._changed:
+            self._hung_endpoints.add(endpoint)
+
+    def requests_to(self, endpoint: str) -> list[RecordedRequest]:
+        """The recorded requests that went to `endpoint`."""
+        return [request for request in self.requests if _endpoint(request) == endpoint]
 
     def force_error(self, code: int, message: str, *, http_status: int = 200) -> None:
         """Answer every next call with this business error until `reset()`."""
@@ -168,6 +225,10 @@ class FakeSMSPartner:
             self.delay_seconds = 0.0
             self.hang = False
             self.close_connection_after_request = False
+            self.trickle_seconds = 0.0
+            self._endpoint_errors: dict[str, tuple[int, str, int]] = {}
+            self._endpoint_error_times: dict[str, int | None] = {}
+            self._hung_endpoints: set[str] = set()
 
     # -- what was recorded -----------------------------------------------------------------
 
@@ -213,22 +274,104 @@ class FakeSMSPartner:
             return _Reply(status, body, f"{content_type}; charset=utf-8", headers)
         if self.garbage_body:
             return _Reply(HTTPStatus.OK, GARBAGE, "text/plain; charset=utf-8")
-        if request.method != "POST" or request.path not in _ACTIONS:
+        endpoint = _endpoint(request)
+        if endpoint is None:
             return _Reply(
                 HTTPStatus.NOT_FOUND,
                 _json_failure(404, "Page introuvable"),
                 "application/json; charset=utf-8",
             )
-        reply = self._transfer(_ACTIONS[request.path], fields, as_xml)
+        if endpoint in self._endpoint_errors:
+            code, message, status = self._endpoint_errors[endpoint]
+            left = self._endpoint_error_times[endpoint]
+            if left is not None:
+                self._endpoint_error_times[endpoint] = left - 1
+                if left <= 1:
+                    del self._endpoint_errors[endpoint]
+            return self._failure(code, message, status, as_xml)
+        if endpoint == "me":
+            reply = self._main_account(request)
+        elif endpoint == "subaccount_list":
+            reply = self._subaccount_list(request)
+        else:
+            reply = self._transfer(endpoint, fields, as_xml)
         if self.close_connection_after_request:
             return _Reply(0, b"", "", drop=True)
+        hung = self.hang or endpoint in self._hung_endpoints
         return _Reply(
             reply.status,
             reply.body,
             reply.content_type,
-            hold=self._released if self.hang else None,
+            hold=self._released if hung else None,
             delay=self.delay_seconds,
+            trickle=self.trickle_seconds,
         )
+
+    def _query_key_refusal(self, request: RecordedRequest) -> _Reply | None:
+        api_key = _query(request, "apiKey")
+        if not api_key:
+            return self._failure(1, MESSAGES[1], HTTPStatus.OK, False)
+        if api_key != self.api_key:
+            return self._failure(10, MESSAGES[10], HTTPStatus.OK, False)
+        return None
+
+    def _main_account(self, request: RecordedRequest) -> _Reply:
+        refusal = self._query_key_refusal(request)
+        if refusal is not None:
+            return refusal
+        balance = _three_decimals(self.main_balance)
+        answer = {
+            "success": True,
+            "code": 200,
+            "user": {
+                "username": self.username,
+                "firstname": self.first_name,
+                "lastname": self.last_name,
+            },
+            "credits": {
+                "creditSms": 2690,
+                "creditSmsECO": 4445,
+                "creditHlr": 20450,
+                "toSend": 0,
+                "solde": balance,
+                "currency": self.currency,
+                "balance": balance,
+            },
+        }
+        return _json_reply(answer)
+
+    def _subaccount_list(self, request: RecordedRequest) -> _Reply:
+        refusal = self._query_key_refusal(request)
+        if refusal is not None:
+            return refusal
+        page_text = _query(request, "page") or "1"
+        page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+        tokens = list(self.subaccounts)
+        start = (page - 1) * self.per_page
+        answer = {
+            "success": True,
+            "code": 200,
+            "total": len(tokens),
+            "nb_per_page": self.per_page,
+            "page": page,
+            "data": [self._listed(token) for token in tokens[start : start + self.per_page]],
+        }
+        return _json_reply(answer)
+
+    def _listed(self, token: str) -> dict[str, Any]:
+        number = self._subaccount_ids.setdefault(token, len(self._subaccount_ids) + 1)
+        return {
+            "id": number,
+            "email": self.subaccount_emails.get(token, f"{token}@example.com"),
+            "type": "subaccount",
+            "token": token,
+            "createdAt": CREATED_AT,
+            "credits": {
+                "balance": _three_decimals(self.subaccounts[token]),
+                "currency": self.currency,
+            },
+            "apiKey": self.subaccount_api_key(token),
+        }
 
     def _transfer(self, action: str, fields: dict[str, Any], as_xml: bool) -> _Reply:
         api_key = fields.get("apiKey")
@@ -278,10 +421,27 @@ class FakeSMSPartner:
         return _Reply(status, _json_failure(code, message), "application/json; charset=utf-8")
 
 
-_ACTIONS = {
-    f"{API_PREFIX}/subaccount/credit/add": "add",
-    f"{API_PREFIX}/subaccount/credit/remove": "remove",
+_ENDPOINTS = {
+    ("POST", f"{API_PREFIX}/subaccount/credit/add"): "add",
+    ("POST", f"{API_PREFIX}/subaccount/credit/remove"): "remove",
+    ("GET", f"{API_PREFIX}/me"): "me",
+    ("GET", f"{API_PREFIX}/subaccount/list"): "subaccount_list",
 }
+_ENDPOINT_NAMES = frozenset(_ENDPOINTS.values())
+
+
+def _endpoint(request: RecordedRequest) -> str | None:
+    return _ENDPOINTS.get((request.method, request.path))
+
+
+def _query(request: RecordedRequest, name: str) -> str:
+    values = parse_qs(request.query).get(name)
+    return values[0] if values else ""
+
+
+def _json_reply(answer: dict[str, Any]) -> _Reply:
+    body = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+    return _Reply(HTTPStatus.OK, body, "application/json; charset=utf-8")
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -352,6 +512,9 @@ def _make_handler(fake: FakeSMSPartner) -> type[BaseHTTPRequestHandler]:
                 reply.hold.wait()
             if reply.delay > 0:
                 fake._released.wait(reply.delay)
+            if reply.trickle > 0:
+                self._trickle(reply)
+                return
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
@@ -363,6 +526,24 @@ def _make_handler(fake: FakeSMSPartner) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 # The client gave up waiting (its timeout) and closed the socket.
                 self.close_connection = True
+
+        def _trickle(self, reply: _Reply) -> None:
+            """The whole answer, status line first, one byte per `reply.trickle` seconds:
+            every read the client makes gets a byte quickly, so no per-read timeout fires."""
+            phrase = HTTPStatus(reply.status).phrase
+            head = [f"HTTP/1.0 {reply.status} {phrase}", f"Content-Type: {reply.content_type}"]
+            head.append(f"Content-Length: {len(reply.body)}")
+            head += [f"{name}: {value}" for name, value in reply.headers.items()]
+            raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body
+            self.close_connection = True
+            released = fake._released
+            for index in range(len(raw)):
+                try:
+                    self.wfile.write(raw[index : index + 1])
+                except OSError:
+                    return  # the client gave up: its deadline shut the connection
+                if released.wait(reply.trickle):
+                    return  # stop() or release(): end the trickle with the test
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reads `requests`; and an access log is where a key would leak."""
