@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from bot import audit
 from bot.check import run_checks
 from bot.config import ConfigError, Settings, load_database_url, load_settings
 from bot.domain import Status
+from bot.health import probe_database
 from bot.logs import configure_logging, log_event
 from bot.metrics import Metrics
 from bot.server import HttpServer
@@ -136,6 +138,9 @@ def _main(args: argparse.Namespace) -> int:
             return 1
         raise
     configure_logging(secrets=settings.secrets(), level=args.log_level)
+    # Settings hold the token now. Left in the environment, Bolt would also read it and warn
+    # on every start that it is unused (build_bot hands Bolt a client).
+    os.environ.pop("SLACK_BOT_TOKEN", None)
     if args.command == "check":
         return check(settings, socket_mode=not args.http, offline=args.offline)
     if args.http:
@@ -199,9 +204,16 @@ def _build(settings: Settings) -> Bot:
     """The bot, once Slack and the database have answered; StartupError otherwise."""
     verify_bot_token(settings)
     try:
-        return build_bot(settings)
+        bot = build_bot(settings)
     except SQLAlchemyError as error:
         raise StartupError(database_failure(error, settings.database_url)) from error
+    try:
+        # Migrating an up-to-date schema writes nothing: a read-only database would pass.
+        probe_database(bot.store.engine)
+    except SQLAlchemyError as error:
+        bot.close()
+        raise StartupError(database_failure(error, settings.database_url)) from error
+    return bot
 
 
 def _metrics(bot: Bot, *, host: str, port: int | None) -> Metrics | None:
