@@ -3,6 +3,10 @@ calls counted and timed from the client's observer, served at GET /metrics."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +22,7 @@ from bot.store import Store
 from tests.e2e import BOT_TOKEN, AppProcess, app_env, free_port
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
+from tests.fakes.socket_mode import FakeSocketMode
 
 
 @dataclass(frozen=True)
@@ -131,3 +136,56 @@ def test_http_mode_serves_metrics_on_the_metrics_port(tmp_path: Path) -> None:
     found = samples(answer.text)
     assert found[("credit_bot_requests_pending", ())] == 0
     assert found[("credit_bot_database_up", ())] == 1
+
+
+def test_socket_mode_serves_metrics_on_the_metrics_port(tmp_path: Path) -> None:
+    """`run --metrics-port P` in Socket Mode: the same /metrics."""
+    app_token = "xapp-1-metrics-socket-mode-token"
+    metrics_port = free_port()
+    with (
+        FakeSocketMode() as socket_mode,
+        FakeSlack(bot_token=BOT_TOKEN, app_token=app_token) as slack,
+        FakeSMSPartner() as smspartner,
+    ):
+        slack.socket_mode_url = socket_mode.url
+        env = app_env(
+            slack=slack,
+            smspartner=smspartner,
+            database_url=f"sqlite:///{tmp_path / 's.db'}",
+            SLACK_APP_TOKEN=app_token,
+        )
+        with (tmp_path / "app.log").open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "run",
+                    "--host",
+                    "127.0.0.1",
+                    "--metrics-port",
+                    str(metrics_port),
+                ],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            answer = _get_when_up(f"http://127.0.0.1:{metrics_port}/metrics", process)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert answer.status_code == 200
+    assert samples(answer.text)[("credit_bot_requests_pending", ())] == 0
+
+
+def _get_when_up(url: str, process: subprocess.Popen[bytes]) -> requests.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        assert process.poll() is None, "the bot exited"
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, f"nothing at {url}"
+            time.sleep(0.05)
