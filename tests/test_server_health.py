@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -232,5 +233,44 @@ def test_sql_errors_do_not_show_their_parameters(database_url: str) -> None:
                 text("SELECT no_such_column FROM credit_requests WHERE id = :p"), {"p": secret}
             )
         assert secret not in str(failure.value)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB filesystem of its own (tmpfs), where a full disk harms nothing else."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root with CAP_SYS_ADMIN")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_full_disk_is_unhealthy_until_space_is_freed(small_disk: Path) -> None:
+    """Disk full: a new request cannot be written, and the probe says so; space freed: healthy."""
+    store = Store.from_url(f"sqlite:///{small_disk / 'bot.db'}")
+    store.migrate()
+    health = DatabaseHealth(store.engine, cache_seconds=0)
+    assert health.healthy()
+    filler = small_disk / "filler"
+    try:
+        with filler.open("wb", buffering=0) as fill, pytest.raises(OSError, match="No space"):
+            while True:
+                fill.write(b"\0" * 65536)
+        with pytest.raises(SQLAlchemyError):
+            _create(store)
+        assert not health.healthy()
+        filler.unlink()
+        assert health.healthy()
+        _create(store)
     finally:
         store.close()
