@@ -200,7 +200,7 @@ def show_audit(database_url: str, request_id: str | None, *, status: str | None,
     return 0
 
 
-def _build(settings: Settings) -> Bot:
+def _build(settings: Settings, metrics: Metrics | None) -> Bot:
     """The bot, once Slack and the database have answered; StartupError otherwise."""
     verify_bot_token(settings)
     try:
@@ -213,32 +213,33 @@ def _build(settings: Settings) -> Bot:
     except SQLAlchemyError as error:
         bot.close()
         raise StartupError(database_failure(error, settings.database_url)) from error
+    if metrics is not None:
+        metrics.count_requests_in(bot.store.engine)
     return bot
 
 
-def _metrics(bot: Bot, *, host: str, port: int | None) -> Metrics | None:
-    if port is None:
-        return None
-    metrics = Metrics(bot.store.engine)
+def _serve_metrics(metrics: Metrics | None, bot: Bot, *, host: str, port: int | None) -> None:
+    if metrics is None or port is None:
+        return
     try:
         metrics.serve(host=host, port=port)
     except OSError as error:
         bot.close()
         raise StartupError(listen_failure(error, host, port, "--metrics-port")) from error
     log_event(logger, "metrics.listening", host=host, port=port, path="/metrics")
-    return metrics
 
 
 def run_http(
     settings: Settings, *, host: str, port: int, threads: int, metrics_port: int | None = None
 ) -> int:
-    bot = _build(settings)
+    metrics = Metrics() if metrics_port else None
+    bot = _build(settings, metrics)
     try:
         server = HttpServer(bot, host=host, port=port, threads=threads)
     except OSError as error:
         bot.close()
         raise StartupError(listen_failure(error, host, port, "--host/--port")) from error
-    metrics = _metrics(bot, host=host, port=metrics_port)
+    _serve_metrics(metrics, bot, host=host, port=metrics_port)
     bot.start_background()
     try:
         server.serve()
@@ -251,9 +252,10 @@ def run_http(
 def run_socket_mode(settings: Settings, *, host: str, metrics_port: int | None = None) -> int:
     # Before anything is logged as started: a refused app token is a start-up failure.
     verify_app_token(settings)
-    bot = _build(settings)
+    metrics = Metrics() if metrics_port else None
+    bot = _build(settings, metrics)
     handler = SocketModeHandler(bot.app, settings.slack_app_token.reveal())
-    metrics = _metrics(bot, host=host, port=metrics_port)
+    _serve_metrics(metrics, bot, host=host, port=metrics_port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -38,7 +38,10 @@ class CallRecord(Protocol):
 
 
 class Metrics:
-    def __init__(self, engine: Engine) -> None:
+    """The registry behind GET /metrics. Build it before the bot, so the SMS Partner client
+    gets `observe_call`; give it the store's engine with `count_requests_in`."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.calls = Counter(
             "credit_bot_smspartner_calls",
@@ -53,8 +56,11 @@ class Metrics:
             buckets=CALL_SECONDS_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(RequestsCollector(engine))
         self._server: object | None = None
+
+    def count_requests_in(self, engine: Engine) -> None:
+        """Report requests by state, counted in this database at each scrape."""
+        self.registry.register(RequestsCollector(engine))
 
     def observe_call(self, record: CallRecord) -> None:
         """The SMS Partner client's observer: one call, counted and timed."""

@@ -51,6 +51,12 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
+def _metrics(store: Store) -> Metrics:
+    metrics = Metrics()
+    metrics.count_requests_in(store.engine)
+    return metrics
+
+
 def _request(store: Store) -> str:
     return store.create(
         action=Action.ADD,
@@ -74,7 +80,7 @@ def test_requests_by_state_come_from_the_database(store: Store) -> None:
     store.claim(request_id=failed, approver_id="UAPP", executor="h/1/x")
     store.record_failure(request_id=failed, error_code=8, error_message="Insufficient credit")
 
-    found = samples(Metrics(store.engine).exposition().decode())
+    found = samples(_metrics(store).exposition().decode())
     assert found[("credit_bot_requests_pending", ())] == 2
     assert found[("credit_bot_requests_executing", ())] == 1
     assert found[("credit_bot_requests_finished_total", (("state", "cancelled"),))] == 1
@@ -85,7 +91,7 @@ def test_requests_by_state_come_from_the_database(store: Store) -> None:
 
 def test_calls_are_counted_by_operation_outcome_and_code(store: Store) -> None:
     """The observer's records: a counter per (operation, outcome, code), a latency histogram."""
-    metrics = Metrics(store.engine)
+    metrics = _metrics(store)
     metrics.observe_call(Call("add", "ok", None, 0.2))
     metrics.observe_call(Call("add", "ok", None, 0.3))
     metrics.observe_call(Call("remove", "refused", 8, 0.1))
@@ -106,7 +112,7 @@ def test_a_database_away_is_a_gauge_not_a_failed_scrape(tmp_path: Path) -> None:
     path = tmp_path / "gone.db"
     store = Store.from_url(f"sqlite:///{path}")
     store.migrate()
-    metrics = Metrics(store.engine)
+    metrics = _metrics(store)
     for leftover in tmp_path.glob("gone.db*"):
         leftover.unlink()
     try:
