@@ -269,3 +269,15 @@ class _Reader:
             )
         amount = Decimal(value)
         return amount
+
+
+def load_database_url(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> str:
+    """DATABASE_URL alone, read as `load_settings` reads it: for tools that only read the
+    database (`credit-bot audit`), which need none of the Slack or SMS Partner secrets."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return _Reader(values).database_url("DATABASE_URL", DEFAULT_DATABASE_URL)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import _thread
 import json
 import logging
+import re
+import resource
 import signal
 import threading
 from collections.abc import Iterable
@@ -24,6 +26,7 @@ from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
+from bot.health import DatabaseHealth
 from bot.logs import log_event
 from bot.slack.app import Bot
 
@@ -35,15 +38,30 @@ HEALTH_PATH = "/healthz"
 # connect part and recording the outcome.
 DRAIN_MARGIN_SECONDS = 5.0
 
+# Slack's headers, exactly: anything else is not Slack and gets 401 before any parsing
+# (int() of a 5,000-digit timestamp raises; compare_digest raises on non-ASCII text).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}", re.ASCII)
+
+# Idle and half-sent connections cost waitress a socket each, no thread: allow many, and
+# close them soon. Slack sends a whole request at once, so 10 s of silence is not Slack.
+CONNECTION_LIMIT = 2000
+CHANNEL_TIMEOUT_SECONDS = 10
+CLEANUP_INTERVAL_SECONDS = 2
+LISTEN_BACKLOG = 2048
+# Each connection is a file descriptor; poll() has no FD_SETSIZE (1024) ceiling as select() has.
+OPEN_FILES_WANTED = CONNECTION_LIMIT + 512
+
 StartResponse = Any
 
 
 class SlackHttpApp:
     """The WSGI application: routes two paths, refuses everything while draining."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, health: DatabaseHealth | None = None) -> None:
         self.bot = bot
         self.verifier = SignatureVerifier(bot.settings.slack_signing_secret.reveal())
+        self.health = health or DatabaseHealth(bot.store.engine)
         self.draining = threading.Event()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -52,6 +70,11 @@ class SlackHttpApp:
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             if self.draining.is_set():
                 return _json(start_response, "503 Service Unavailable", {"status": "draining"})
+            if not self.health.healthy():
+                # Every command and click would fail: send Slack's traffic to another replica.
+                return _json(
+                    start_response, "503 Service Unavailable", {"status": "database unavailable"}
+                )
             return _json(start_response, "200 OK", {"status": "ok"})
         if path == EVENTS_PATH:
             if method != "POST":
@@ -66,15 +89,9 @@ class SlackHttpApp:
         and indexes the body before the signature is verified, and raises (a 500 with a
         traceback) on bodies Slack never sends."""
         http = WsgiHttpRequest(environ)
-        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        raw = _body(environ)
         headers = http.get_headers()
-        timestamp = str(headers.get("x-slack-request-timestamp", ""))
-        signature = str(headers.get("x-slack-signature", ""))
-        try:
-            valid = self.verifier.is_valid(raw, timestamp, signature)
-        except UnicodeDecodeError:
-            valid = False
-        if not valid:
+        if not self._signed(raw, headers):
             # Wrong signing secret, or a clock off by over 5 minutes (README, Troubleshooting).
             log_event(logger, "http.invalid_signature", level=logging.WARNING)
             return _json(start_response, "401 Unauthorized", {"error": "invalid signature"})
@@ -85,6 +102,29 @@ class SlackHttpApp:
         response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
         start_response(response.status, response.get_headers())
         return response.get_body()
+
+    def _signed(self, raw: bytes, headers: dict[str, Any]) -> bool:
+        timestamp = _header(headers, "x-slack-request-timestamp")
+        signature = _header(headers, "x-slack-signature")
+        if not (_TIMESTAMP.fullmatch(timestamp) and _SIGNATURE.fullmatch(signature)):
+            return False
+        try:
+            return bool(self.verifier.is_valid(raw, timestamp, signature))
+        except UnicodeDecodeError:
+            return False  # slack_sdk decodes the body first; Slack's bodies are UTF-8
+
+
+def _header(headers: dict[str, Any], name: str) -> str:
+    # waitress joins a repeated header with ", ": two signatures fail the pattern too.
+    value = headers.get(name)
+    return "" if value is None else str(value)
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    length = str(environ.get("CONTENT_LENGTH") or "")
+    stream = environ["wsgi.input"]
+    # waitress has already read (and capped) the whole body, chunked or not.
+    return bytes(stream.read(int(length)) if length.isdigit() else stream.read())
 
 
 class _SlackRequest(BoltRequest):
@@ -144,6 +184,7 @@ class HttpServer:
     def __init__(self, bot: Bot, *, host: str, port: int, threads: int = 16) -> None:
         self.bot = bot
         self.wsgi = SlackHttpApp(bot)
+        _allow_open_files(OPEN_FILES_WANTED)
         # Slack's signed requests are small; cap the body so a flood cannot fill memory.
         self.server = create_server(
             self.wsgi,
@@ -151,6 +192,11 @@ class HttpServer:
             port=port,
             threads=threads,
             max_request_body_size=1_048_576,
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+            cleanup_interval=CLEANUP_INTERVAL_SECONDS,
+            backlog=LISTEN_BACKLOG,
+            asyncore_use_poll=True,
             ident="credit-bot",
         )
 
@@ -194,3 +240,11 @@ class HttpServer:
         # Runs _on_signal in the main thread, which raises KeyboardInterrupt: waitress's loop
         # ends on it and joins its workers.
         _thread.interrupt_main()
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise the soft limit on open files towards `wanted` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
