@@ -1,0 +1,49 @@
+"""`credit-bot demo`: the real app against in-process Slack and SMS Partner, and a page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot.demo.server import DemoServer
+from bot.logs import configure_logging
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike."""
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"page address (default: {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"page port (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="the app's log lines on stderr (default: WARNING)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="credit-bot demo",
+        description="The whole bot on this machine, no Slack workspace and no SMS Partner "
+        "account: a page that shows a channel where you ask for credit and approve it.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        server = DemoServer(host=args.host, port=args.port)
+    except OSError as error:
+        print(
+            f"credit-bot demo: cannot listen on {args.host}:{args.port}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    configure_logging(secrets=server.settings.secrets(), level=args.log_level)
+    return server.serve()
