@@ -6,6 +6,7 @@ it does for a visitor); each test uses its own sub-account, so none depends on a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -118,7 +119,12 @@ def _card_about(state: dict[str, Any], token: str) -> dict[str, Any] | None:
 
 
 def _texts(state: dict[str, Any], *, ephemeral: bool) -> list[str]:
-    return [str(m["blocks"]) + m["text"] for m in state["messages"] if m["ephemeral"] is ephemeral]
+    """The app's messages (not the commands typed) that are, or are not, ephemeral."""
+    return [
+        str(m["blocks"]) + m["text"]
+        for m in state["messages"]
+        if m["ephemeral"] is ephemeral and m["kind"] == "message"
+    ]
 
 
 def _balance(state: dict[str, Any], token: str) -> str:
@@ -226,6 +232,23 @@ def test_opening_the_home_tab_sends_the_event_through_the_app(demo: DemoProcess)
     assert (state["home"] is not None) == (answer["status"] == 200) or state["home"] is None
 
 
+def test_no_secret_reaches_the_page(demo: DemoProcess) -> None:
+    """The page's state holds no token, signing secret or API key (the demo makes its own)."""
+    shown = json.dumps(demo.state()) + requests.get(f"{demo.url}/", timeout=5).text
+    assert "xoxb-" not in shown
+    assert "apiKey" not in shown
+
+
+def test_sigterm_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    """SIGTERM: the app drains, the server stops, the temporary database goes; exit 0."""
+    process = DemoProcess(tmp_path)
+    assert process.stop() == 0
+    assert '"demo.stopped"' in process.logs()
+    assert "Traceback" not in process.logs()
+    ready = next(json.loads(line) for line in process.logs().splitlines() if '"demo.ready"' in line)
+    assert not Path(ready["folder"]).exists()
+
+
 # -- a real browser -------------------------------------------------------------------------
 
 
@@ -253,6 +276,8 @@ def test_a_visitor_completes_a_transfer_in_chromium(
     balances on the card and in the panel; an outsider's click is refused privately."""
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
+    alex_notes = len(_texts(demo.state(seed.APPROVER_1.user_id), ephemeral=True))
+    jordan_notes = len(_texts(demo.state(seed.OUTSIDER.user_id), ephemeral=True))
     with sync_api.sync_playwright() as playwright:
         browser, page = _chromium_page(playwright)
         try:
@@ -271,8 +296,9 @@ def test_a_visitor_completes_a_transfer_in_chromium(
             expect(card.get_by_role("button", name="Confirm")).to_be_visible()
             card.get_by_role("button", name="Confirm").click()
             page.get_by_role("button", name="Yes, move it").click()
-            refusal = page.locator(".message.from-app.ephemeral").last
-            expect(refusal).to_contain_text("Only visible to you", timeout=15_000)
+            notes = page.locator(".message.from-app.ephemeral")
+            expect(notes).to_have_count(jordan_notes + 1, timeout=15_000)
+            expect(notes.last).to_contain_text("Only visible to you")
             expect(card.get_by_role("button", name="Confirm")).to_be_visible()
 
             page.get_by_role("radio", name="alex").click()
@@ -292,10 +318,10 @@ def test_a_visitor_completes_a_transfer_in_chromium(
             expect(page.locator("#moves")).to_contain_text("+50.000 EUR")
 
             page.get_by_role("radio", name="jordan").click()
-            expect(page.locator(".message.from-app.ephemeral")).to_have_count(1)
+            expect(page.locator(".message.from-app.ephemeral")).to_have_count(jordan_notes + 1)
             shots.append(_shot(page, tmp_path, "demo-refused"))
             page.get_by_role("radio", name="alex").click()
-            expect(page.locator(".message.from-app.ephemeral")).to_have_count(0)
+            expect(page.locator(".message.from-app.ephemeral")).to_have_count(alex_notes)
             shots.append(_shot(page, tmp_path, "demo-transfer"))
             with capsys.disabled():
                 print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))

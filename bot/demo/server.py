@@ -157,7 +157,7 @@ class DemoServer:
             self._stopping.set()
             _thread.interrupt_main()
             return
-        log_event(logger, "demo.ready", url=f"{self.base_url}/")
+        log_event(logger, "demo.ready", url=f"{self.base_url}/", folder=self._folder.name)
         print(
             f"credit-bot demo: open {self.base_url}/ in your browser (Ctrl-C stops it)",
             file=sys.stdout,

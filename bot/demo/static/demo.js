@@ -376,8 +376,10 @@ function timeOf(ts) {
 
 function drawMessage(message, data) {
   if (message.kind === "command") {
-    const row = el("div", "message typed ephemeral");
-    row.append(avatar(personName(state.viewer), "person-avatar"));
+    const viewer = data.people.find((p) => p.id === state.viewer);
+    const role = viewer ? viewer.role.replace(/\W+/g, "-") : "";
+    const row = el("div", `message typed ephemeral role-${role}`);
+    row.append(avatar(personName(state.viewer)));
     const body = el("div", "message-body");
     const meta = el("div", "meta");
     meta.append(el("span", "name", personName(state.viewer)), el("span", "only-you", "only visible to you"));
