@@ -13,19 +13,30 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535: anything else would silently listen somewhere unexpected."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {number}")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"page address (default: {DEFAULT_HOST})"
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"page port (default: {DEFAULT_PORT})"
+        "--port", type=port, default=DEFAULT_PORT, help=f"page port (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default="INFO",
         choices=["DEBUG", "INFO", "WARNING"],
-        help="the app's log lines on stderr (default: WARNING)",
+        help="the app's JSON log lines on stderr, as in production (default: INFO)",
     )
 
 

@@ -68,10 +68,10 @@ class DemoServer:
     """Serves the demo until SIGINT or SIGTERM, then drains the app and stops."""
 
     def __init__(self, *, host: str, port: int) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="credit-bot-demo-")
         self.server = create_server(
             self._route, host=host, port=port, threads=SERVER_THREADS, ident="credit-bot-demo"
         )
+        self._folder = tempfile.TemporaryDirectory(prefix="credit-bot-demo-")
         self.base_url = f"http://{host}:{self.port}"
         self.settings: Settings = load_settings(
             environ=demo_environ(
