@@ -70,7 +70,6 @@ class ResponseTarget:
     user_id: str
     channel: str
     message_ts: str | None = None
-    ephemeral: bool = False
 
 
 @dataclass
@@ -99,7 +98,7 @@ class SlackStandIn:
         self.bot_user_id = bot_user_id
         self._usergroups = {group: list(users) for group, users in (usergroups or {}).items()}
         self.base_url = ""  # the server's http://127.0.0.1:PORT, set once it listens
-        self._changed = threading.Condition(threading.RLock())
+        self._lock = threading.RLock()
         self._messages: dict[tuple[str, str], Message] = {}
         self._homes: dict[str, HomeView] = {}
         self._targets: dict[str, ResponseTarget] = {}
@@ -113,13 +112,13 @@ class SlackStandIn:
     def response_url(self, target: ResponseTarget) -> str:
         """A fresh response_url answering `target`, as Slack sends with a command or click."""
         url_id = secrets.token_urlsafe(12)
-        with self._changed:
+        with self._lock:
             self._targets[url_id] = target
         return f"{self.base_url}{RESPONSE_PREFIX}{url_id}"
 
     def timeline(self, channel: str, viewer: str) -> list[Message]:
         """The channel as `viewer` sees it: everyone's messages and their own ephemerals."""
-        with self._changed:
+        with self._lock:
             shown = [
                 copy.deepcopy(m)
                 for m in self._messages.values()
@@ -128,25 +127,15 @@ class SlackStandIn:
         return sorted(shown, key=lambda m: m.sequence)
 
     def message(self, channel: str, ts: str) -> Message | None:
-        with self._changed:
+        with self._lock:
             found = self._messages.get((channel, ts))
             return copy.deepcopy(found) if found else None
 
     def home(self, user_id: str) -> HomeView | None:
         """The last view published to `user_id`'s App Home, if any."""
-        with self._changed:
+        with self._lock:
             found = self._homes.get(user_id)
             return copy.deepcopy(found) if found else None
-
-    def home_by_id(self, view_id: str) -> HomeView | None:
-        with self._changed:
-            found = next((h for h in self._homes.values() if h.id == view_id), None)
-            return copy.deepcopy(found) if found else None
-
-    def wait_for(self, predicate: Any, timeout: float) -> bool:
-        """Block until `predicate()` holds (re-checked on each change); False on timeout."""
-        with self._changed:
-            return bool(self._changed.wait_for(predicate, timeout=timeout))
 
     # -- the WSGI app ----------------------------------------------------------------------
 
@@ -176,15 +165,14 @@ class SlackStandIn:
             return {"ok": False, "error": "not_authed"}
         if not secrets.compare_digest(token, self._bot_token):
             return {"ok": False, "error": "invalid_auth"}
-        with self._changed:
+        with self._lock:
             answer = handler(self, args)
             if answer.get("ok"):
                 self.version += 1
-                self._changed.notify_all()
             return answer
 
     def post_to_response_url(self, url_id: str, body: Any) -> dict[str, Any]:
-        with self._changed:
+        with self._lock:
             target = self._targets.get(url_id)
         if target is None:
             return {"ok": False, "error": "expired_url"}
@@ -198,7 +186,7 @@ class SlackStandIn:
         error = None if body.get("delete_original") else _content_error(body)
         if error:
             return {"ok": False, "error": error}
-        with self._changed:
+        with self._lock:
             original = self._messages.get((target.channel, target.message_ts or ""))
             if body.get("delete_original"):
                 if original is not None:
@@ -212,16 +200,14 @@ class SlackStandIn:
             else:
                 self._post(target.channel, body, ephemeral_to=target.user_id)
             self.version += 1
-            self._changed.notify_all()
         return {"ok": True}
 
     def show_typed_command(self, *, user_id: str, channel: str, text: str) -> None:
         """What the person typed, shown to them alone (Slack shows nothing; the page does,
         so a visitor sees which answer belongs to which command)."""
-        with self._changed:
+        with self._lock:
             self._post(channel, {"text": text}, ephemeral_to=user_id, kind="command")
             self.version += 1
-            self._changed.notify_all()
 
     # -- Web API methods -------------------------------------------------------------------
 

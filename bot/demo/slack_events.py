@@ -99,10 +99,7 @@ class SlackEvents:
             "channel": {"id": message.channel, "name": CHANNEL_NAME},
             "response_url": self.slack.response_url(
                 ResponseTarget(
-                    user_id=person.user_id,
-                    channel=message.channel,
-                    message_ts=message.ts,
-                    ephemeral=ephemeral,
+                    user_id=person.user_id, channel=message.channel, message_ts=message.ts
                 )
             ),
         }
