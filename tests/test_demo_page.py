@@ -327,3 +327,36 @@ def test_a_visitor_completes_a_transfer_in_chromium(
                 print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_the_pages_mrkdwn_draws_what_slack_draws(demo: DemoProcess) -> None:
+    """Mentions as @names, groups, dates with their fallback, code kept literal, Slack's
+    three escapes shown as characters, and no HTML from the text ever interpreted."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    cases = {
+        "*Amount* _soon_ ~old~": "Amount soon old",
+        "<@U0ALEX> and <!subteam^S0APPROVERS>": "@alex and @credit-approvers",
+        "`a_b*c*` &lt;!channel&gt; &amp;": "a_b*c* <!channel> &",
+        ":white_check_mark: :no_such_emoji:": "✅ :no_such_emoji:",
+        "<!date^1700000000^{nonsense}|2023-11-14 22:13 UTC>": "2023-11-14 22:13 UTC",
+        "<img src=x onerror=alert(1)>": "<img src=x onerror=alert(1)>",
+    }
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.wait_for_function("typeof mrkdwn === 'function'")
+            for source, shown in cases.items():
+                html = page.evaluate("(text) => mrkdwn(text)", source)
+                text = page.evaluate(
+                    "(html) => { const d = document.createElement('div'); d.innerHTML = html;"
+                    " return [d.textContent, d.querySelectorAll('img,script').length]; }",
+                    html,
+                )
+                assert text[1] == 0, html
+                assert text[0] == shown, (source, html)
+            styled = page.evaluate("mrkdwn('*Amount* _soon_ ~old~ snake_case_word')")
+            assert styled == "<b>Amount</b> <i>soon</i> <s>old</s> snake_case_word"
+        finally:
+            browser.close()
