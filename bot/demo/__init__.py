@@ -1,0 +1,60 @@
+"""`credit-bot demo`: the real app against in-process Slack and SMS Partner, and a page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bot.demo.server import DemoServer
+from bot.logs import configure_logging
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535: anything else would silently listen somewhere unexpected."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {number}")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike."""
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"page address (default: {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=port, default=DEFAULT_PORT, help=f"page port (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="the app's JSON log lines on stderr, as in production (default: INFO)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="credit-bot demo",
+        description="The whole bot on this machine, no Slack workspace and no SMS Partner "
+        "account: a page that shows a channel where you ask for credit and approve it.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        server = DemoServer(host=args.host, port=args.port)
+    except OSError as error:
+        print(
+            f"credit-bot demo: cannot listen on {args.host}:{args.port}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    configure_logging(secrets=server.settings.secrets(), level=args.log_level)
+    return server.serve()
