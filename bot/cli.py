@@ -20,6 +20,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit
+from bot import demo as demo_page
 from bot.check import run_checks
 from bot.config import ConfigError, Settings, load_database_url, load_settings
 from bot.domain import Status
@@ -107,11 +108,29 @@ def _parser() -> argparse.ArgumentParser:
     audit_command.add_argument(
         "--limit", type=_at_least_one, default=50, help="how many (default: 50)"
     )
+    demo = commands.add_parser(
+        "demo",
+        help="try the bot on this machine: a Slack-like page, no Slack, no SMS Partner",
+    )
+    demo.add_argument(
+        "--host", default=demo_page.DEFAULT_HOST, help="page address (default: 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port",
+        type=demo_page.port,
+        default=demo_page.DEFAULT_PORT,
+        help="page port (default: 8000)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        # The demo makes its own settings: it reads no .env and needs no credentials.
+        return demo_page.main(
+            ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
+        )
     try:
         return _main(args)
     except ConfigError as error:
