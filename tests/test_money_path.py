@@ -30,6 +30,7 @@ from tests.e2e import (
     cards_about,
     ephemeral_to,
     open_request,
+    request_id_of,
 )
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
@@ -290,3 +291,30 @@ def test_replica_with_its_clock_ahead_leaves_a_live_transfer_alone(
         assert Status.UNKNOWN not in [e.status for e in trail.events(request_id)]
     finally:
         trail.close()
+
+
+# -- case 8: a card whose ts was never stored --------------------------------------------------
+
+
+def test_card_post_timed_out_is_closed_through_the_response_url(
+    sqlite_url: str, start_app: Any, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+) -> None:
+    """Slack answers chat.postMessage too late: the post is not repeated, the request is
+    closed (the card that did appear has dead buttons), and the requester is told."""
+    app = start_app(sqlite_url)
+    sender = app.sender(slack)
+    slack.slow("chat.postMessage", 11)  # past the app's 10 s Slack timeout
+    url = slack.response_url("post-timeout")
+    assert sender.command(f"add {token} 2", response_url=url).ok
+    slack.wait_for(lambda f: bool(ephemeral_to(f, "post-timeout")), timeout=25)
+    assert "is closed" in ephemeral_to(slack, "post-timeout")[0]
+    slack.wait_for(lambda f: len(cards_about(f, token)) == 1, timeout=10)
+    late_card = cards_about(slack, token)[0]
+    request_id = request_id_of(late_card)
+    assert _stored(sqlite_url, request_id).status is Status.CANCELLED
+    click_url = slack.response_url("dead-button")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=click_url)
+    slack.wait_for(lambda f: bool(ephemeral_to(f, "dead-button")))
+    assert "already closed" in ephemeral_to(slack, "dead-button")[0]
+    assert smspartner.requests == []
+    assert slack.count("chat.postMessage") == 1
