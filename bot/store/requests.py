@@ -394,8 +394,8 @@ class Store:
     ) -> list[CreditRequest]:
         """Ended requests whose card still shows something else (a replica died before
         replacing it), oldest first. `settled_before` leaves the live handler time to do it
-        itself; cards waiting for their next try, or given up, are left out, so cards Slack
-        refuses can never crowd out the others."""
+        itself; a card that failed before waits for its next try instead, and a card given
+        up is left out, so cards Slack refuses can never crowd out the others."""
         now = now or utcnow()
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -405,9 +405,10 @@ class Store:
                     _requests.c.message_ts.is_not(None),
                     (_requests.c.card_status.is_(None))
                     | (_requests.c.card_status != _requests.c.status),
-                    _requests.c.finished_at < settled_before,
                     _requests.c.card_given_up_at.is_(None),
-                    _requests.c.card_retry_at.is_(None) | (_requests.c.card_retry_at <= now),
+                    # Untried cards wait for the live handler; tried ones for their back-off.
+                    ((_requests.c.card_attempts == 0) & (_requests.c.finished_at < settled_before))
+                    | ((_requests.c.card_attempts > 0) & (_requests.c.card_retry_at <= now)),
                 )
                 .order_by(_requests.c.finished_at)
                 .limit(limit)

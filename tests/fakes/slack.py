@@ -17,7 +17,8 @@ Slack behaviours kept on purpose, because an app can get them wrong:
 
 Bad days, on demand: `hold(method)` makes calls wait (unapplied) until `release(method)`;
 `slow(method, seconds, trickle=...)` applies a call late, or answers it one byte a second;
-`refuse_for_good(ts)` makes every `chat.update` of one message answer `message_not_found`;
+`refuse_for_good(ts)` makes every `chat.update` of one message answer `message_not_found`
+(`about=` picks the message by its content, before it is posted);
 `count(method, ts=...)` says how many calls a method got.
 """
 
@@ -100,6 +101,7 @@ class FakeSlack:
         self._held: dict[str, threading.Event] = {}
         self._slow: dict[str, tuple[float, bool]] = {}
         self._refused: dict[str, str] = {}
+        self._refused_about: dict[str, str] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._ts_counter = itertools.count(1)
         self._url_counter = itertools.count(1)
@@ -218,10 +220,24 @@ class FakeSlack:
         with self._changed:
             self._slow[method] = (seconds, trickle)
 
-    def refuse_for_good(self, ts: str, error: str = "message_not_found") -> None:
-        """Every chat.update of the message `ts` answers `error`, as for a deleted message."""
+    def refuse_for_good(
+        self, ts: str | None = None, *, about: str | None = None, error: str = "message_not_found"
+    ) -> None:
+        """Every chat.update of the message `ts` answers `error`, as for a deleted message;
+        with `about`, of every message whose content contains that text (for a card not
+        posted yet)."""
         with self._changed:
-            self._refused[ts] = error
+            if ts is not None:
+                self._refused[ts] = error
+            if about is not None:
+                self._refused_about[about] = error
+
+    def _refusal(self, args: dict[str, Any]) -> str | None:
+        ts = str(args.get("ts"))
+        if ts in self._refused:
+            return self._refused[ts]
+        current = json.dumps(self._messages.get((str(args.get("channel")), ts), {}))
+        return next((e for text, e in self._refused_about.items() if text in current), None)
 
     def count(self, method: str, *, ts: str | None = None) -> int:
         """How many calls `method` got (only those about message `ts`, if given)."""
@@ -285,8 +301,9 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_auth"}
         if self._failures[method]:
             return {"ok": False, "error": self._failures[method].popleft()}
-        if method == "chat.update" and str(args.get("ts")) in self._refused:
-            return {"ok": False, "error": self._refused[str(args.get("ts"))]}
+        refusal = self._refusal(args) if method == "chat.update" else None
+        if refusal:
+            return {"ok": False, "error": refusal}
         return handler(self, args)
 
     def _handle_response_url(self, url_id: str, body: Any, headers: dict[str, str]) -> None:
