@@ -71,10 +71,21 @@ class Cards:
         """Post the confirmation card in the request's channel; return its ts.
 
         Raises SlackApiError (e.g. `not_in_channel`) for the caller to explain, and any
-        other error when Slack's answer never came (the card may or may not exist)."""
+        other error when Slack's answer never came (the card may or may not exist). A
+        database away when the ts is stored raises nothing: the card is up, clicks carry
+        its ts, and if the database stays away the sweep closes it as never posted."""
         response = self.client.chat_postMessage(channel=request.channel_id, **build_card(request))
         ts = str(response["ts"])
-        self.store.attach_card(request_id=request.id, message_ts=ts)
+        try:
+            self.store.attach_card(request_id=request.id, message_ts=ts)
+        except DATABASE_ERRORS as error:
+            log_event(
+                logger,
+                "card.attach_failed",
+                level=logging.WARNING,
+                request_id=request.id,
+                error=type(error).__name__,
+            )
         return ts
 
     def show_soon(

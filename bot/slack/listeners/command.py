@@ -145,16 +145,6 @@ def make_command_listeners(
                     "Nothing was requested."
                 )
             _tell(cards, request, text)
-        except DATABASE_ERRORS as error:
-            # The card is up but its ts is not stored: clicks still carry it, and if the
-            # database stays away the sweep closes the request like any card never posted.
-            log_event(
-                logger,
-                "card.attach_failed",
-                level=logging.WARNING,
-                request_id=request.id,
-                error=type(error).__name__,
-            )
         except Exception as error:
             # No answer from Slack: the card may exist. Close the request so its buttons
             # do nothing, and say so; never post it again (that would be a second card).
