@@ -300,3 +300,11 @@ def test_overdue_is_judged_by_the_database_clock(store: Store) -> None:
     assert claimed is not None and claimed.executing_at is not None
     assert store.overdue_executing(older_than_seconds=60) == []
     assert [r.id for r in store.overdue_executing(older_than_seconds=-60)] == [request.id]
+
+
+def test_unposted_cards_are_pending_requests_without_a_ts_past_the_age(store: Store) -> None:
+    """A pending request with no card ts is listed once old enough; one with a ts never."""
+    without_ts, with_ts = _create(store), _create(store)
+    store.attach_card(request_id=with_ts.id, message_ts="1700000000.000100")
+    assert store.unposted_cards(older_than_seconds=60) == []
+    assert store.unposted_cards(older_than_seconds=-60) == [without_ts.id]

@@ -57,8 +57,7 @@ class Sweeper:
         while posting) is closed, so the buttons of a card Slack may still show do
         nothing, and its requester is told through the command's response_url."""
         store = self.transfers.store
-        before = utcnow() - dt.timedelta(seconds=self.unposted_after_seconds)
-        for request_id in store.unposted_cards(created_before=before):
+        for request_id in store.unposted_cards(older_than_seconds=self.unposted_after_seconds):
             closed = store.abandon(
                 request_id=request_id,
                 reason="Slack did not confirm that the confirmation card was posted.",

@@ -331,11 +331,7 @@ class Store:
     def overdue_executing(self, *, older_than_seconds: float) -> list[CreditRequest]:
         """Requests claimed more than `older_than_seconds` ago by the database's clock
         (PostgreSQL's own, as the claim was; one host's for SQLite)."""
-        age = dt.timedelta(seconds=older_than_seconds)
-        if self.engine.dialect.name == "postgresql":
-            cutoff: Any = func.clock_timestamp() - bindparam("age", age, type_=Interval)
-        else:
-            cutoff = utcnow() - age
+        cutoff = self._db_ago(older_than_seconds)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(_requests).where(
@@ -345,15 +341,23 @@ class Store:
             ).all()
         return [_to_request(r._mapping) for r in rows]
 
-    def unposted_cards(self, *, created_before: dt.datetime, limit: int = 100) -> list[str]:
+    def unposted_cards(self, *, older_than_seconds: float, limit: int = 100) -> list[str]:
         """Pending requests whose card ts was never stored (the post timed out, or the
-        process died while posting): their card, if Slack has it, cannot be replaced."""
+        process died while posting), created more than `older_than_seconds` ago by the
+        database's clock: a replica whose clock is ahead must not close a card being posted."""
         return self._ids(
             (_requests.c.status == Status.PENDING.value)
             & _requests.c.message_ts.is_(None)
-            & (_requests.c.created_at < created_before),
+            & (_requests.c.created_at < self._db_ago(older_than_seconds)),
             limit,
         )
+
+    def _db_ago(self, seconds: float) -> Any:
+        """That many seconds ago, by the database's clock (see `_db_now`)."""
+        age = dt.timedelta(seconds=seconds)
+        if self.engine.dialect.name == "postgresql":
+            return func.clock_timestamp() - bindparam("age", age, type_=Interval)
+        return utcnow() - age
 
     def card_failed(self, *, request_id: str, retry_at: dt.datetime | None) -> int:
         """Count a failed card update; retry it at `retry_at`, or never (None: given up).
