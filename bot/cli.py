@@ -223,7 +223,9 @@ def _build(settings: Settings, metrics: Metrics | None) -> Bot:
     """The bot, once Slack and the database have answered; StartupError otherwise."""
     verify_bot_token(settings)
     try:
-        bot = build_bot(settings)
+        bot = build_bot(
+            settings, call_observer=metrics.observe_call if metrics is not None else None
+        )
     except SQLAlchemyError as error:
         raise StartupError(database_failure(error, settings.database_url)) from error
     try:

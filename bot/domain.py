@@ -29,6 +29,18 @@ class Status(StrEnum):
     def is_final(self) -> bool:
         return self not in (Status.PENDING, Status.EXECUTING)
 
+    @property
+    def card_rank(self) -> int:
+        """How far along a card showing this status is; a card never goes back to a lower
+        rank. `unknown` is below the other ends: a real answer recorded late replaces it."""
+        if self is Status.PENDING:
+            return 0
+        if self is Status.EXECUTING:
+            return 1
+        if self is Status.UNKNOWN:
+            return 2
+        return 3
+
 
 @dataclass(frozen=True)
 class CreditRequest:
@@ -56,6 +68,10 @@ class CreditRequest:
     error_message: str | None = None
     executor: str | None = None
     card_status: Status | None = None
+    trigger_id: str | None = None
+    card_attempts: int = 0
+    card_retry_at: dt.datetime | None = None
+    card_given_up_at: dt.datetime | None = None
 
     @property
     def handled_by(self) -> str | None:

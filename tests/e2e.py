@@ -67,6 +67,8 @@ class AppProcess:
     log_path: Path | None = None
     # Runs the app through another program, e.g. `unshare --pid --fork` for a new pid space.
     command_prefix: tuple[str, ...] = ()
+    # The module run with `python -m`: e.g. tests.skewed_clock, a launcher that shifts time.
+    module: str = "bot"
 
     @property
     def base_url(self) -> str:
@@ -88,7 +90,7 @@ class AppProcess:
                     *self.command_prefix,
                     sys.executable,
                     "-m",
-                    "bot",
+                    self.module,
                     "run",
                     "--http",
                     "--host",

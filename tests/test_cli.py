@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.check import PLACEHOLDERS
 from bot.domain import Action
-from bot.store import Store
+from bot.store import Store, schema
 from tests.e2e import free_port
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
@@ -51,7 +51,7 @@ def test_check_offline_validates_settings_and_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     settings, database = result.stdout.strip().splitlines()
     assert settings.startswith("settings: ok (Socket Mode")
-    assert database.startswith("database: ok (schema version 2")
+    assert database.startswith(f"database: ok (schema version {schema.LATEST_VERSION}")
     assert "Settings(" not in result.stdout
     for secret in ENV.values():
         assert secret not in result.stdout + result.stderr

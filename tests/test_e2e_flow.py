@@ -210,14 +210,14 @@ def test_cancel_by_requester(sender: SlackSender, slack: FakeSlack, token: str) 
 def test_cancel_by_approver_then_confirm_is_already_handled(
     sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
-    """An approver cancels; a later Confirm gets 'already handled by' and calls nothing."""
+    """An approver cancels; a later Confirm is told who cancelled it, and calls nothing."""
     request_id = open_request(sender, slack, f"add {token} 3")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UAPP")
     card_now(slack, token, "Cancelled by")
     late_url = slack.response_url("late-confirm")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=late_url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, "late-confirm")))
-    assert "already handled by <@UAPP>" in ephemeral_to(slack, "late-confirm")[0]
+    assert "<@UAPP> already cancelled this request" in ephemeral_to(slack, "late-confirm")[0]
     assert smspartner.requests == []
 
 
@@ -356,7 +356,7 @@ def test_timeout_ends_unknown_and_is_not_resent(
     url = slack.response_url(f"again-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"again-{token}")))
-    assert "it is unknown" in ephemeral_to(slack, f"again-{token}")[0]
+    assert "its outcome is unknown" in ephemeral_to(slack, f"again-{token}")[0]
     assert len(smspartner.requests) == 1
 
 

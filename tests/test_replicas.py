@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, text
 
 from bot.domain import Action, CreditRequest, Status
 from bot.flow.policy import Policy
-from bot.flow.transfers import CRASH_MARGIN_SECONDS, Transfers
+from bot.flow.transfers import CRASH_MARGIN_SECONDS, SEND_DEADLINE_SECONDS, Transfers
 from bot.server import DRAIN_MARGIN_SECONDS
 from bot.slack.blocks import CONFIRM_ACTION_ID, build_confirmation
 from bot.smspartner.client import SMSPartnerClient
@@ -407,12 +407,27 @@ def test_unreachable_executor_is_crashed_only_past_timeout_plus_margin(
     )
     claimed = store.claim(request_id=request.id, approver_id="UAPP", executor=executor)
     assert claimed is not None and claimed.executing_at is not None
-    last_live_moment = claimed.executing_at + dt.timedelta(seconds=10 + CRASH_MARGIN_SECONDS)
+    claimed_at = claimed.executing_at
+
+    def claimed_ago(seconds: float) -> None:
+        """Move the claim back in time, as the database's clock would see it later."""
+        with store.engine.begin() as conn:
+            conn.execute(
+                schema.credit_requests.update()
+                .where(schema.credit_requests.c.id == request.id)
+                .values(executing_at=claimed_at - dt.timedelta(seconds=seconds))
+            )
+
+    longest_live_call = SEND_DEADLINE_SECONDS + 10 + CRASH_MARGIN_SECONDS
+    assert transfers.crash_after_seconds == longest_live_call
     try:
-        assert transfers.recover_crashed(now=last_live_moment - dt.timedelta(seconds=1)) == []
-        recovered = transfers.recover_crashed(now=last_live_moment + dt.timedelta(seconds=1))
+        claimed_ago(longest_live_call - 2)
+        assert transfers.recover_crashed() == []
+        claimed_ago(longest_live_call + 2)
+        recovered = transfers.recover_crashed()
         assert [r.id for r in recovered] == [request.id]
         assert recovered[0].status is Status.UNKNOWN
+        assert "could not be recorded within" in (recovered[0].error_message or "")
     finally:
         store.close()
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.domain import Action, CreditRequest, Status
-from bot.store import Store, new_request_id, schema, utcnow
+from bot.store import DuplicateCommandError, Store, new_request_id, schema, utcnow
 
 
 @pytest.fixture
@@ -231,3 +231,80 @@ def test_upgrade_from_version_1_keeps_every_row(database_url: str) -> None:
     assert pending.card_status is None
     assert store.expired_pending() == ["cr_old_pending_00002"]
     store.close()
+
+
+def test_same_trigger_id_opens_one_request(store: Store) -> None:
+    """A second create with a command's trigger_id raises, naming the request it opened."""
+    first = store.create(
+        action=Action.ADD,
+        subaccount_token="sub-42",
+        amount=Decimal("1"),
+        currency="EUR",
+        requester_id="UREQ",
+        channel_id="CFIN",
+        response_url=None,
+        ttl_seconds=900,
+        trigger_id="trig-1",
+    )
+    with pytest.raises(DuplicateCommandError) as raised:
+        store.create(
+            action=Action.ADD,
+            subaccount_token="sub-42",
+            amount=Decimal("1"),
+            currency="EUR",
+            requester_id="UREQ",
+            channel_id="CFIN",
+            response_url=None,
+            ttl_seconds=900,
+            trigger_id="trig-1",
+        )
+    assert raised.value.request.id == first.id
+    assert _create(store).trigger_id is None  # commands without one still open requests
+
+
+def test_late_answer_of_its_executor_overrules_a_recovery_unknown(store: Store) -> None:
+    """unknown -> succeeded only for the executor that sent it; the trail says it was late."""
+    request = _create(store)
+    store.claim(request_id=request.id, approver_id="UAPP", executor="h/1/a")
+    store.mark_unknown(request_ids=[request.id], reason="could not be recorded")
+    values = {"main_balance": Decimal("1"), "subaccount_balance": Decimal("2"), "currency": "EUR"}
+    assert store.record_success(request_id=request.id, executor="h/2/b", **values) is None
+    done = store.record_success(request_id=request.id, executor="h/1/a", **values)
+    assert done is not None and done.status is Status.SUCCEEDED
+    trail = store.events(request.id)
+    assert [e.status for e in trail][-2:] == [Status.UNKNOWN, Status.SUCCEEDED]
+    assert "recorded late" in (trail[-1].detail or "")
+
+
+def test_card_back_off_keeps_a_refused_card_out_of_the_way(store: Store) -> None:
+    """A failed card waits for its retry time, oldest first; a given-up one is never listed."""
+    requests = [_create(store) for _ in range(2)]
+    for request in requests:
+        store.attach_card(request_id=request.id, message_ts="1700000000.000100")
+        store.cancel(request_id=request.id, canceller_id="UREQ")
+    later = utcnow() + dt.timedelta(minutes=5)
+    assert [r.id for r in store.stale_cards(settled_before=later)] == [r.id for r in requests]
+    store.card_failed(request_id=requests[0].id, retry_at=utcnow() + dt.timedelta(minutes=1))
+    assert [r.id for r in store.stale_cards(settled_before=later)] == [requests[1].id]
+    assert [r.id for r in store.stale_cards(settled_before=later, now=later)] == [
+        r.id for r in requests
+    ]
+    assert store.card_failed(request_id=requests[0].id, retry_at=None) == 2
+    assert [r.id for r in store.stale_cards(settled_before=later, now=later)] == [requests[1].id]
+
+
+def test_overdue_is_judged_by_the_database_clock(store: Store) -> None:
+    """A fresh claim is not overdue; one claimed long ago (as the database sees it) is."""
+    request = _create(store)
+    claimed = store.claim(request_id=request.id, approver_id="UAPP", executor="h/1/a")
+    assert claimed is not None and claimed.executing_at is not None
+    assert store.overdue_executing(older_than_seconds=60) == []
+    assert [r.id for r in store.overdue_executing(older_than_seconds=-60)] == [request.id]
+
+
+def test_unposted_cards_are_pending_requests_without_a_ts_past_the_age(store: Store) -> None:
+    """A pending request with no card ts is listed once old enough; one with a ts never."""
+    without_ts, with_ts = _create(store), _create(store)
+    store.attach_card(request_id=with_ts.id, message_ts="1700000000.000100")
+    assert store.unposted_cards(older_than_seconds=60) == []
+    assert store.unposted_cards(older_than_seconds=-60) == [without_ts.id]

@@ -1,4 +1,5 @@
-"""The background sweep: closes expired cards, recovers crashed transfers, mends stale cards.
+"""The background sweep: closes expired cards, recovers crashed transfers, mends stale cards,
+and closes requests whose card was never known to be posted.
 
 Every step is claimed in the store first, so with several replicas sweeping the same
 database each card is replaced by one of them only.
@@ -27,12 +28,18 @@ class Sweeper:
         *,
         transfers: Transfers,
         show_card: Callable[[CreditRequest], bool],
+        close_unposted: Callable[[CreditRequest], object],
         interval_seconds: float,
+        unposted_after_seconds: float,
     ) -> None:
         self.transfers = transfers
-        # How a card is redrawn (Slack's chat.update): injected, so the flow knows no Slack.
+        # How a card is redrawn (Slack's chat.update) and how a requester is told that
+        # their card never showed up: injected, so the flow knows no Slack.
         self.show_card = show_card
+        self.close_unposted = close_unposted
         self.interval_seconds = interval_seconds
+        # A post still in flight ends (or times out) well before this.
+        self.unposted_after_seconds = unposted_after_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -41,7 +48,22 @@ class Sweeper:
         changed = self.transfers.expire_due() + self.transfers.recover_crashed()
         settled = utcnow() - dt.timedelta(seconds=CARD_SETTLE_SECONDS)
         changed += self.transfers.store.stale_cards(settled_before=settled)
-        return sum(self.show_card(request) for request in changed)
+        replaced = sum(self.show_card(request) for request in changed)
+        self.close_cards_never_posted()
+        return replaced
+
+    def close_cards_never_posted(self) -> None:
+        """A pending request without a card ts (the post timed out, or the process died
+        while posting) is closed, so the buttons of a card Slack may still show do
+        nothing, and its requester is told through the command's response_url."""
+        store = self.transfers.store
+        for request_id in store.unposted_cards(older_than_seconds=self.unposted_after_seconds):
+            closed = store.abandon(
+                request_id=request_id,
+                reason="Slack did not confirm that the confirmation card was posted.",
+            )
+            if closed is not None:
+                self.close_unposted(closed)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="credit-sweeper", daemon=True)

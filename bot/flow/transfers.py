@@ -7,14 +7,17 @@ back. Nothing here retries a transfer; an unanswered call ends `unknown`.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import logging
 import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import Action, CreditRequest, Status
 from bot.flow.commands import CreditCommand
@@ -33,9 +36,18 @@ from bot.store import Store, utcnow
 logger = logging.getLogger(__name__)
 
 CURRENCY = "EUR"
-# A live call cannot outlast the API timeout; past it plus this margin, an `executing`
-# request whose replica says nothing is taken for crashed.
+# A claim whose send has not started this long after it is abandoned, never sent: so a
+# live transfer ends its call by claim + this + the API timeout, whatever else is slow.
+SEND_DEADLINE_SECONDS = 5.0
+# Past the send deadline and the API timeout, plus this margin (by the database's clock),
+# an `executing` request cannot be in a live call any more: recovery may call it unknown.
 CRASH_MARGIN_SECONDS = 30.0
+# Writing an outcome SMS Partner gave: retried with this back-off until the database takes it.
+RECORD_FIRST_RETRY_SECONDS = 0.05
+RECORD_MAX_RETRY_SECONDS = 2.0
+# What the store raises when the database is away (a refused connection, a full disk, a
+# file gone): callers answer "nothing moved" instead of failing silently.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,9 @@ class Transfers:
         self._accepting = True
         self._in_flight = 0
         self._idle = threading.Condition()
+        # Requests this process is sending or recording: its own recovery never touches them.
+        self._sending: set[str] = set()
+        self._stopped = threading.Event()
 
     # -- opening --------------------------------------------------------------------
 
@@ -133,7 +148,10 @@ class Transfers:
         requester_id: str,
         channel_id: str,
         response_url: str | None,
+        trigger_id: str | None = None,
     ) -> CreditRequest:
+        """Store the request. Raises DuplicateCommandError when this command (its
+        trigger_id) already opened one, and a DATABASE_ERRORS error when the database is away."""
         request = self.store.create(
             action=command.action,
             subaccount_token=command.subaccount,
@@ -143,6 +161,7 @@ class Transfers:
             channel_id=channel_id,
             response_url=response_url,
             ttl_seconds=self.ttl_seconds,
+            trigger_id=trigger_id,
         )
         _log(request, "credit.requested", user_id=requester_id)
         return request
@@ -156,7 +175,11 @@ class Transfers:
         user_id: str,
         channel_id: str,
         on_executing: Callable[[CreditRequest], object] | None = None,
+        on_outcome: Callable[[CreditRequest], object] | None = None,
     ) -> Outcome:
+        """Claim the request and send its transfer. `on_executing` and `on_outcome` hand
+        the card's updates to another thread and must not block: nothing may wait between
+        the claim and the send, and the outcome is shown before it is recorded."""
         found = self._pending(request_id, channel_id)
         if not isinstance(found, CreditRequest):
             return found
@@ -170,15 +193,20 @@ class Transfers:
                 return Refused("The bot is restarting: nothing was sent. Click Confirm again.")
             self._in_flight += 1
         try:
+            # Taken before the claim's UPDATE, so the deadline errs on the early side.
+            claim_started = time.monotonic()
             claimed = self.store.claim(
                 request_id=request_id, approver_id=user_id, executor=self.executor_id
             )
             if claimed is None:
                 return self._lost_race(request_id)
-            _log(claimed, "credit.executing", user_id=user_id)
-            if on_executing is not None:
-                on_executing(claimed)
-            return CardChanged(self._execute(claimed))
+            with self._idle:
+                self._sending.add(claimed.id)
+            try:
+                return CardChanged(self._execute(claimed, claim_started, on_executing, on_outcome))
+            finally:
+                with self._idle:
+                    self._sending.discard(claimed.id)
         finally:
             with self._idle:
                 self._in_flight -= 1
@@ -226,50 +254,154 @@ class Transfers:
 
     # -- the one call that moves money ------------------------------------------------
 
-    def _execute(self, request: CreditRequest) -> CreditRequest:
+    def _execute(
+        self,
+        request: CreditRequest,
+        claim_started: float,
+        on_executing: Callable[[CreditRequest], object] | None,
+        on_outcome: Callable[[CreditRequest], object] | None,
+    ) -> CreditRequest:
+        if time.monotonic() - claim_started > SEND_DEADLINE_SECONDS:
+            # Recovery elsewhere counts from the claim: a send starting this late could still
+            # be running when it gives up on it. Not sending is the only safe answer.
+            outcome = self._failure(
+                request,
+                None,
+                "Not sent: the bot could not start the transfer in time. Nothing moved; "
+                "it is safe to ask again.",
+            )
+        else:
+            if on_executing is not None:
+                on_executing(request)
+            outcome = self._send(request)
+            # Logged once the call is over: even a log write (a blocked stderr pipe) must
+            # not stand between the claim and the send.
+            _log(request, "credit.executing", user_id=request.approver_id)
+        # The answer in hand is logged at once; then one try to record it, so the card
+        # shows what is stored. If the database is away, the card shows the answer in
+        # hand while the write is retried: a database away delays the record, not the card.
+        _log(
+            outcome,
+            f"credit.{outcome.status.value}",
+            user_id=request.approver_id,
+            main_balance=outcome.main_balance,
+            subaccount_balance=outcome.subaccount_balance,
+            reason=outcome.error_message,
+        )
+        try:
+            recorded = self._write(outcome)
+        except DATABASE_ERRORS:
+            if on_outcome is not None:
+                on_outcome(outcome)
+            recorded = self._record(outcome)
+        else:
+            if on_outcome is not None:
+                on_outcome(recorded or outcome)
+        if recorded is not None and recorded.status is not outcome.status:
+            _log(recorded, "credit.recorded_differently", level=logging.WARNING)
+        return recorded or outcome
+
+    def _send(self, request: CreditRequest) -> CreditRequest:
+        """The one call that moves money, and what it says, as the request it leaves."""
         send = self.client.add_credit if request.action is Action.ADD else self.client.remove_credit
         try:
             transfer = send(request.subaccount_token, request.amount)
         except APIError as error:
-            recorded = self.store.record_failure(
-                request_id=request.id, error_code=error.code, error_message=error.user_message
-            )
+            return self._failure(request, error.code, error.user_message)
         except NotSentError:
-            recorded = self.store.record_failure(
-                request_id=request.id,
-                error_code=None,
-                error_message="Could not reach SMS Partner: nothing moved. Safe to ask again.",
+            return self._failure(
+                request, None, "Could not reach SMS Partner: nothing moved. Safe to ask again."
             )
         except OutcomeUnknownError as error:
-            recorded = self.store.record_unknown(request_id=request.id, reason=str(error))
+            return self._unknown(request, str(error))
         except BadAnswerError as error:
-            recorded = self.store.record_failure(
-                request_id=request.id,
-                error_code=None,
-                error_message=(
-                    f"SMS Partner sent an answer the bot cannot read ({error}). It most likely "
-                    "did not move the credit, but check the balances before asking again."
-                ),
+            return self._failure(
+                request,
+                None,
+                f"SMS Partner sent an answer the bot cannot read ({error}). It most likely "
+                "did not move the credit, but check the balances before asking again.",
             )
         except Exception:
             # A bug of ours after the request may have left: the only honest state is unknown.
             logger.exception("unexpected error while sending request %s", request.id)
-            recorded = self.store.record_unknown(
-                request_id=request.id, reason="The bot failed while sending the transfer."
-            )
-        else:
-            recorded = self._record_success(request, transfer)
-        final = recorded or self.store.get(request.id) or request
-        _log(final, f"credit.{final.status.value}", user_id=request.approver_id)
-        return final
+            return self._unknown(request, "The bot failed while sending the transfer.")
+        return self._success(request, transfer)
 
-    def _record_success(self, request: CreditRequest, transfer: Transfer) -> CreditRequest | None:
-        return self.store.record_success(
-            request_id=request.id,
+    @staticmethod
+    def _success(request: CreditRequest, transfer: Transfer) -> CreditRequest:
+        return dataclasses.replace(
+            request,
+            status=Status.SUCCEEDED,
             main_balance=transfer.main_balance,
             subaccount_balance=transfer.subaccount_balance,
             currency=transfer.currency,
+            finished_at=utcnow(),
         )
+
+    @staticmethod
+    def _failure(request: CreditRequest, code: int | None, message: str) -> CreditRequest:
+        return dataclasses.replace(
+            request,
+            status=Status.FAILED,
+            error_code=code,
+            error_message=message,
+            finished_at=utcnow(),
+        )
+
+    @staticmethod
+    def _unknown(request: CreditRequest, reason: str) -> CreditRequest:
+        return dataclasses.replace(
+            request, status=Status.UNKNOWN, error_message=reason, finished_at=utcnow()
+        )
+
+    def _record(self, outcome: CreditRequest) -> CreditRequest | None:
+        """Write the outcome, retrying with back-off until the database takes it.
+
+        None when the store had moved on (a recovery's `unknown` overruled by nothing: the
+        outcome is unknown too). Gives up only when the process is stopping for good."""
+        delay = RECORD_FIRST_RETRY_SECONDS
+        while True:
+            try:
+                return self._write(outcome)
+            except DATABASE_ERRORS as error:
+                log_event(
+                    logger,
+                    "credit.record_retry",
+                    level=logging.WARNING,
+                    request_id=outcome.id,
+                    outcome=outcome.status.value,
+                    error=type(error).__name__,
+                    retry_in=delay,
+                )
+            if self._stopped.wait(delay):
+                log_event(
+                    logger,
+                    "credit.record_abandoned",
+                    level=logging.ERROR,
+                    request_id=outcome.id,
+                    outcome=outcome.status.value,
+                )
+                return None
+            delay = min(delay * 2, RECORD_MAX_RETRY_SECONDS)
+
+    def _write(self, outcome: CreditRequest) -> CreditRequest | None:
+        main, sub = outcome.main_balance, outcome.subaccount_balance
+        if outcome.status is Status.SUCCEEDED and main is not None and sub is not None:
+            return self.store.record_success(
+                request_id=outcome.id,
+                main_balance=main,
+                subaccount_balance=sub,
+                currency=outcome.currency,
+                executor=self.executor_id,
+            )
+        if outcome.status is Status.FAILED:
+            return self.store.record_failure(
+                request_id=outcome.id,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message or "",
+                executor=self.executor_id,
+            )
+        return self.store.record_unknown(request_id=outcome.id, reason=outcome.error_message or "")
 
     # -- sweeps and shutdown ------------------------------------------------------------
 
@@ -283,20 +415,37 @@ class Transfers:
                 expired.append(request)
         return expired
 
-    def recover_crashed(self, *, now: dt.datetime | None = None) -> list[CreditRequest]:
-        """executing -> unknown for transfers whose replica is gone or that no live call
-        could still be running (older than the API timeout plus a margin)."""
-        now = now or utcnow()
-        deadline = now - dt.timedelta(seconds=self.api_timeout_seconds + CRASH_MARGIN_SECONDS)
-        crashed = [
+    @property
+    def crash_after_seconds(self) -> float:
+        """How long after its claim (by the database's clock) no live call can be running."""
+        return SEND_DEADLINE_SECONDS + self.api_timeout_seconds + CRASH_MARGIN_SECONDS
+
+    def recover_crashed(self) -> list[CreditRequest]:
+        """executing -> unknown for transfers whose replica is known gone, or claimed longer
+        ago than any live call can last, by the database's clock. Never this process's own
+        transfers in flight: it knows they are alive."""
+        with self._idle:
+            mine = set(self._sending)
+        gone = [
             r.id
             for r in self.store.executing()
-            if executor_is_gone(r.executor, self.executor_id)
-            or (r.executing_at is not None and r.executing_at < deadline)
+            if r.id not in mine and executor_is_gone(r.executor, self.executor_id)
         ]
         recovered = self.store.mark_unknown(
-            request_ids=crashed,
-            reason="The bot stopped while this transfer was being sent, before any answer.",
+            request_ids=gone,
+            reason="The replica sending this transfer stopped before its result was recorded.",
+        )
+        overdue = [
+            r.id
+            for r in self.store.overdue_executing(older_than_seconds=self.crash_after_seconds)
+            if r.id not in mine
+        ]
+        recovered += self.store.mark_unknown(
+            request_ids=overdue,
+            reason=(
+                f"The result could not be recorded within {self.crash_after_seconds:g} s of "
+                "the approval (the replica sending it stopped or lost its database)."
+            ),
         )
         for request in recovered:
             _log(request, "credit.recovered_unknown", level=logging.WARNING)
@@ -304,6 +453,11 @@ class Transfers:
 
     def stop_accepting(self) -> None:
         self._accepting = False
+
+    def stop_recording(self) -> None:
+        """The process is going for good: outcomes still waiting for the database are left
+        to the log line that already recorded them."""
+        self._stopped.set()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no transfer is in flight; False if some still are after `timeout`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,14 @@ from bot.slack.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
 from bot.slack.cards import Cards
 from bot.slack.listeners.actions import make_action_listeners
 from bot.slack.listeners.command import make_command_listeners
-from bot.smspartner.client import SMSPartnerClient
+from bot.smspartner.client import CallRecord, SMSPartnerClient
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
 SLACK_TIMEOUT_SECONDS = 10
+# A card post has surely ended (answered or timed out) this long after its request was stored.
+UNPOSTED_CARD_SECONDS = 2 * SLACK_TIMEOUT_SECONDS
 # Transfers may wait on a slow API for the whole timeout; enough threads that a burst of
 # clicks never queues behind them (acks do not use this pool at all).
 WORKER_THREADS = 64
@@ -54,7 +57,11 @@ class Bot:
         self.transfers.stop_accepting()
         self.sweeper.stop()
         finished = self.transfers.wait_idle(timeout)
+        if not finished:
+            # Outcomes still waiting for the database stay in the log line written at once.
+            self.transfers.stop_recording()
         self.workers.shutdown(wait=finished)
+        self.cards.close()
         log_event(logger, "bot.drained", finished=finished, in_flight=self.transfers.in_flight)
         return finished
 
@@ -62,7 +69,13 @@ class Bot:
         self.store.close()
 
 
-def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
+def build_bot(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    call_observer: Callable[[CallRecord], None] | None = None,
+) -> Bot:
+    """The app and what stands behind it; `call_observer` sees every SMS Partner call (metrics)."""
     store = Store.from_url(settings.database_url)
     if migrate:
         store.migrate()
@@ -72,6 +85,7 @@ def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
         base_url=settings.smspartner_base_url,
         timeout=settings.smspartner_timeout_seconds,
         session=session,
+        observer=call_observer,
     )
     transfers = Transfers(
         store=store,
@@ -84,6 +98,9 @@ def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
         token=settings.slack_bot_token.reveal(),
         base_url=settings.slack_api_url,
         timeout=SLACK_TIMEOUT_SECONDS,
+        # Never re-send a call by itself: slack_sdk's default retry re-posted a card whose
+        # first post had gone through (two cards, one dead). The flow decides what to retry.
+        retry_handlers=[],
     )
     cards = Cards(client=web_client, store=store)
     workers = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="credit-worker")
@@ -96,7 +113,11 @@ def build_bot(settings: Settings, *, migrate: bool = True) -> Bot:
     )
     register_listeners(app, transfers=transfers, cards=cards, settings=settings, workers=workers)
     sweeper = Sweeper(
-        transfers=transfers, show_card=cards.show, interval_seconds=settings.sweep_interval_seconds
+        transfers=transfers,
+        show_card=lambda request: cards.show(request, redraw=True),
+        close_unposted=cards.close_unposted,
+        interval_seconds=settings.sweep_interval_seconds,
+        unposted_after_seconds=UNPOSTED_CARD_SECONDS,
     )
     return Bot(
         settings=settings,

@@ -3,43 +3,143 @@
 Cards are posted with `chat.postMessage`, so their channel and `ts` are known and any
 replica can replace them with `chat.update` for as long as they live, not only for the
 30 minutes of a `response_url`.
+
+A card ends showing the truth: the updates of one card are applied one at a time, and
+never to a state behind the one it shows (a late "Sending…" cannot overwrite the
+outcome). A card is posted once; slack_sdk's automatic retries are off (app.py), since a
+re-sent post is a second card. A card Slack refuses for good is given up after a few
+tries with back-off, recorded in the store, so it cannot crowd out the others.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.domain import CreditRequest
+from bot.domain import CreditRequest, Status
+from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
-from bot.slack.blocks import Message, build_card, build_notice
-from bot.store import Store
+from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
+from bot.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
+
+# Slack's answers that no retry will change: the card is gone or cannot be edited.
+PERMANENT_ERRORS = frozenset(
+    {
+        "message_not_found",
+        "channel_not_found",
+        "is_archived",
+        "cant_update_message",
+        "edit_window_closed",
+        "not_in_channel",
+        "invalid_blocks",
+        "msg_too_long",
+        "account_inactive",
+        "token_revoked",
+    }
+)
+# Tries before a refused-for-good card is given up; other failures keep being retried.
+PERMANENT_TRIES = 3
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 300.0
+# How many requests' card states are remembered to keep updates in order (recent ones
+# are the only ones still being updated).
+REMEMBERED_CARDS = 10_000
+UPDATE_THREADS = 8
 
 
 class Cards:
     def __init__(self, *, client: WebClient, store: Store) -> None:
         self.client = client
         self.store = store
+        self._guard = threading.Lock()
+        self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
+        self._shown: dict[str, Status] = {}
+        self._updates = ThreadPoolExecutor(
+            max_workers=UPDATE_THREADS, thread_name_prefix="card-update"
+        )
 
     def post(self, request: CreditRequest) -> str:
         """Post the confirmation card in the request's channel; return its ts.
 
-        Raises SlackApiError (e.g. `not_in_channel`) for the caller to explain."""
+        Raises SlackApiError (e.g. `not_in_channel`) for the caller to explain, and any
+        other error when Slack's answer never came (the card may or may not exist). A
+        database away when the ts is stored raises nothing: the card is up, clicks carry
+        its ts, and if the database stays away the sweep closes it as never posted."""
         response = self.client.chat_postMessage(channel=request.channel_id, **build_card(request))
         ts = str(response["ts"])
-        self.store.attach_card(request_id=request.id, message_ts=ts)
+        try:
+            self.store.attach_card(request_id=request.id, message_ts=ts)
+        except DATABASE_ERRORS as error:
+            log_event(
+                logger,
+                "card.attach_failed",
+                level=logging.WARNING,
+                request_id=request.id,
+                error=type(error).__name__,
+            )
         return ts
 
-    def show(self, request: CreditRequest, *, message_ts: str | None = None) -> bool:
+    def show_soon(
+        self,
+        request: CreditRequest,
+        *,
+        message_ts: str | None = None,
+        fallback_url: str | None = None,
+    ) -> None:
+        """`show` in another thread: for the money path, which must not wait on Slack."""
+        self._updates.submit(self.show, request, message_ts=message_ts, fallback_url=fallback_url)
+
+    def show(
+        self,
+        request: CreditRequest,
+        *,
+        message_ts: str | None = None,
+        fallback_url: str | None = None,
+        redraw: bool = False,
+    ) -> bool:
         """Replace the card with what `request` now is; True if Slack took it.
 
         `message_ts` is the card a click came from: a click can beat `attach_card` when an
-        approver is quicker than our own write of the ts Slack gave us."""
+        approver is quicker than our own write of the ts Slack gave us. `fallback_url` (the
+        click's response_url) replaces the card when chat.update cannot. `redraw` (the
+        sweep) draws it again even if this process believes it shows it: another replica
+        may have drawn something else since."""
+        with self._lock_for(request.id):
+            shown = self._shown.get(request.id)
+            if shown is not None and (
+                request.status.card_rank < shown.card_rank
+                or (shown is request.status and not redraw)
+            ):
+                return True  # already shows this, or something further along
+            if not self._replace(request, message_ts=message_ts, fallback_url=fallback_url):
+                return False
+            self._shown[request.id] = request.status
+        if request.status.is_final:
+            try:
+                self.store.mark_card(request_id=request.id, status=request.status)
+            except DATABASE_ERRORS as error:
+                # The sweep will redraw it once the database is back: one spare update.
+                log_event(
+                    logger,
+                    "card.mark_failed",
+                    level=logging.WARNING,
+                    request_id=request.id,
+                    error=type(error).__name__,
+                )
+        return True
+
+    def _replace(
+        self, request: CreditRequest, *, message_ts: str | None, fallback_url: str | None
+    ) -> bool:
         message = build_card(request)
         ts = request.message_ts or message_ts
         try:
@@ -49,18 +149,65 @@ class Cards:
                 _respond(request.response_url, {**message, "replace_original": True})
             else:
                 return False
-        except Exception as error:  # the sweep retries cards that Slack did not take
+            return True
+        except Exception as error:
+            code = _describe_error(error)
             log_event(
                 logger,
                 "card.update_failed",
                 level=logging.WARNING,
                 request_id=request.id,
-                slack_error=_describe_error(error),
+                slack_error=code,
             )
+            if fallback_url and _try_respond(fallback_url, {**message, "replace_original": True}):
+                return True
+            if request.status.is_final:
+                self._retry_later(request, code)
             return False
-        if request.status.is_final:
-            self.store.mark_card(request_id=request.id, status=request.status)
-        return True
+
+    def _retry_later(self, request: CreditRequest, code: str) -> None:
+        """Back off before the sweep tries this card again; give up on a permanent refusal."""
+        attempts = request.card_attempts + 1
+        give_up = code in PERMANENT_ERRORS and attempts >= PERMANENT_TRIES
+        delay = min(FIRST_RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
+        retry_at = None if give_up else utcnow() + dt.timedelta(seconds=delay)
+        try:
+            self.store.card_failed(request_id=request.id, retry_at=retry_at)
+        except DATABASE_ERRORS:
+            return  # no record, no back-off: the sweep tries again at its next pass
+        if give_up:
+            log_event(
+                logger,
+                "card.given_up",
+                level=logging.ERROR,
+                request_id=request.id,
+                outcome=request.status.value,
+                slack_error=code,
+                attempts=attempts,
+            )
+
+    def _lock_for(self, request_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(request_id)
+            if lock is None:
+                lock = self._locks[request_id] = threading.Lock()
+                while len(self._locks) > REMEMBERED_CARDS:
+                    old, _ = self._locks.popitem(last=False)
+                    self._shown.pop(old, None)
+            return lock
+
+    def close_unposted(self, request: CreditRequest) -> None:
+        """Tell the requester that their card was never confirmed posted and is closed."""
+        self.tell(
+            user_id=request.requester_id,
+            channel_id=request.channel_id,
+            response_url=request.response_url,
+            text=(
+                "Slack did not confirm that the confirmation card was posted, so this request "
+                f"(`{escape_mrkdwn(request.id)}`) is closed: if the card shows up, its buttons "
+                "do nothing. Nothing moved; ask again with `/credit`."
+            ),
+        )
 
     def tell(self, *, user_id: str, channel_id: str, response_url: str | None, text: str) -> None:
         """An ephemeral note to one user: through the click's response_url when there is one
@@ -83,11 +230,24 @@ class Cards:
                 slack_error=_describe_error(error),
             )
 
+    def close(self) -> None:
+        self._updates.shutdown(wait=True)
 
-def _respond(response_url: str, body: Message) -> None:
+
+def _respond(response_url: str, body: Message) -> bool:
     response = WebhookClient(response_url, timeout=10).send_dict(body)
     if response.status_code >= 300:
         log_event(logger, "response_url.failed", level=logging.WARNING, status=response.status_code)
+        return False
+    return True
+
+
+def _try_respond(response_url: str, body: Message) -> bool:
+    try:
+        return _respond(response_url, body)
+    except Exception as error:
+        log_event(logger, "response_url.failed", level=logging.WARNING, error=type(error).__name__)
+        return False
 
 
 def _describe_error(error: Exception) -> str:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Interval, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from bot.domain import Action, CreditRequest, Status
 from bot.store import schema
@@ -33,6 +34,14 @@ class AuditEvent:
     at: dt.datetime
     actor_id: str | None
     detail: str | None
+
+
+class DuplicateCommandError(Exception):
+    """This command (its trigger_id) already opened a request: `request`."""
+
+    def __init__(self, request: CreditRequest) -> None:
+        super().__init__(f"command already opened request {request.id}")
+        self.request = request
 
 
 def new_request_id() -> str:
@@ -79,8 +88,12 @@ class Store:
         channel_id: str,
         response_url: str | None,
         ttl_seconds: float,
+        trigger_id: str | None = None,
         now: dt.datetime | None = None,
     ) -> CreditRequest:
+        """Store a new pending request. Raises DuplicateCommandError when `trigger_id`
+        already opened one (a replay, a redelivery): the UNIQUE constraint decides, so two
+        deliveries racing on two replicas still open one request."""
         now = now or utcnow()
         request = CreditRequest(
             id=new_request_id(),
@@ -94,27 +107,50 @@ class Store:
             response_url=response_url,
             created_at=now,
             expires_at=now + dt.timedelta(seconds=ttl_seconds),
+            trigger_id=trigger_id,
         )
+        try:
+            self._insert(request)
+        except IntegrityError:
+            existing = self._by_trigger(trigger_id) if trigger_id else None
+            if existing is None:
+                raise
+            raise DuplicateCommandError(existing) from None
+        return request
+
+    def _insert(self, request: CreditRequest) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(_requests).values(
                     id=request.id,
                     action=request.action.value,
-                    subaccount_token=subaccount_token,
-                    amount=amount,
-                    currency=currency,
+                    subaccount_token=request.subaccount_token,
+                    amount=request.amount,
+                    currency=request.currency,
                     status=Status.PENDING.value,
-                    requester_id=requester_id,
-                    channel_id=channel_id,
-                    response_url=response_url,
-                    created_at=now,
+                    requester_id=request.requester_id,
+                    channel_id=request.channel_id,
+                    response_url=request.response_url,
+                    created_at=request.created_at,
                     expires_at=request.expires_at,
+                    trigger_id=request.trigger_id,
+                    card_attempts=0,
                 )
             )
             self._audit(
-                conn, request_id=request.id, status=Status.PENDING, at=now, actor_id=requester_id
+                conn,
+                request_id=request.id,
+                status=Status.PENDING,
+                at=request.created_at,
+                actor_id=request.requester_id,
             )
-        return request
+
+    def _by_trigger(self, trigger_id: str) -> CreditRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_requests).where(_requests.c.trigger_id == trigger_id)
+            ).first()
+        return None if row is None else _to_request(row._mapping)
 
     def get(self, request_id: str) -> CreditRequest | None:
         with self.engine.connect() as conn:
@@ -159,7 +195,10 @@ class Store:
     def claim(
         self, *, request_id: str, approver_id: str, executor: str, now: dt.datetime | None = None
     ) -> CreditRequest | None:
-        """pending -> executing, for exactly one caller, and only before expiry."""
+        """pending -> executing, for exactly one caller, and only before expiry.
+
+        On PostgreSQL the claim time is the server's clock, the one recovery compares it
+        with: replicas' own clocks may disagree by any amount."""
         now = now or utcnow()
         return self._transition(
             request_id,
@@ -168,8 +207,19 @@ class Store:
             now=now,
             actor_id=approver_id,
             extra_where=_requests.c.expires_at > now,
-            values={"approver_id": approver_id, "executing_at": now, "executor": executor},
+            values={
+                "approver_id": approver_id,
+                "executing_at": self._db_now(now),
+                "executor": executor,
+            },
         )
+
+    def _db_now(self, now: dt.datetime) -> Any:
+        """The database's clock where replicas may run on other hosts; else `now`.
+        SQLite is one host, so its processes share one clock."""
+        if self.engine.dialect.name == "postgresql":
+            return func.clock_timestamp()
+        return now
 
     def record_success(
         self,
@@ -178,8 +228,11 @@ class Store:
         main_balance: Decimal,
         subaccount_balance: Decimal,
         currency: str,
+        executor: str | None = None,
         now: dt.datetime | None = None,
     ) -> CreditRequest | None:
+        """executing -> succeeded. With `executor` (the replica that sent it), also
+        unknown -> succeeded: a recovery that gave up on the answer is overruled by it."""
         return self._finish(
             request_id,
             Status.SUCCEEDED,
@@ -190,6 +243,7 @@ class Store:
                 "subaccount_balance": subaccount_balance,
                 "currency": currency,
             },
+            executor=executor,
         )
 
     def record_failure(
@@ -198,14 +252,17 @@ class Store:
         request_id: str,
         error_code: int | None,
         error_message: str,
+        executor: str | None = None,
         now: dt.datetime | None = None,
     ) -> CreditRequest | None:
+        """executing -> failed; with `executor`, also unknown -> failed (see record_success)."""
         return self._finish(
             request_id,
             Status.FAILED,
             now,
             error_message,
             {"error_code": error_code, "error_message": error_message},
+            executor=executor,
         )
 
     def record_unknown(
@@ -271,6 +328,55 @@ class Store:
             (_requests.c.status == Status.PENDING.value) & (_requests.c.expires_at <= now), limit
         )
 
+    def overdue_executing(self, *, older_than_seconds: float) -> list[CreditRequest]:
+        """Requests claimed more than `older_than_seconds` ago by the database's clock
+        (PostgreSQL's own, as the claim was; one host's for SQLite)."""
+        cutoff = self._db_ago(older_than_seconds)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_requests).where(
+                    _requests.c.status == Status.EXECUTING.value,
+                    _requests.c.executing_at < cutoff,
+                )
+            ).all()
+        return [_to_request(r._mapping) for r in rows]
+
+    def unposted_cards(self, *, older_than_seconds: float, limit: int = 100) -> list[str]:
+        """Pending requests whose card ts was never stored (the post timed out, or the
+        process died while posting), created more than `older_than_seconds` ago by the
+        database's clock: a replica whose clock is ahead must not close a card being posted."""
+        return self._ids(
+            (_requests.c.status == Status.PENDING.value)
+            & _requests.c.message_ts.is_(None)
+            & (_requests.c.created_at < self._db_ago(older_than_seconds)),
+            limit,
+        )
+
+    def _db_ago(self, seconds: float) -> Any:
+        """That many seconds ago, by the database's clock (see `_db_now`)."""
+        age = dt.timedelta(seconds=seconds)
+        if self.engine.dialect.name == "postgresql":
+            return func.clock_timestamp() - bindparam("age", age, type_=Interval)
+        return utcnow() - age
+
+    def card_failed(self, *, request_id: str, retry_at: dt.datetime | None) -> int:
+        """Count a failed card update; retry it at `retry_at`, or never (None: given up).
+        Returns the attempts made so far."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(_requests)
+                .where(_requests.c.id == request_id)
+                .values(
+                    card_attempts=_requests.c.card_attempts + 1,
+                    card_retry_at=retry_at,
+                    card_given_up_at=None if retry_at is not None else utcnow(),
+                )
+            )
+            attempts = conn.execute(
+                select(_requests.c.card_attempts).where(_requests.c.id == request_id)
+            ).scalar()
+        return int(attempts or 0)
+
     def executing(self) -> list[CreditRequest]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -287,9 +393,14 @@ class Store:
                 moved.append(request)
         return moved
 
-    def stale_cards(self, *, settled_before: dt.datetime, limit: int = 100) -> list[CreditRequest]:
+    def stale_cards(
+        self, *, settled_before: dt.datetime, now: dt.datetime | None = None, limit: int = 100
+    ) -> list[CreditRequest]:
         """Ended requests whose card still shows something else (a replica died before
-        replacing it). `settled_before` leaves the live handler time to do it itself."""
+        replacing it), oldest first. `settled_before` leaves the live handler time to do it
+        itself; a card that failed before waits for its next try instead, and a card given
+        up is left out, so cards Slack refuses can never crowd out the others."""
+        now = now or utcnow()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(_requests)
@@ -298,8 +409,12 @@ class Store:
                     _requests.c.message_ts.is_not(None),
                     (_requests.c.card_status.is_(None))
                     | (_requests.c.card_status != _requests.c.status),
-                    _requests.c.finished_at < settled_before,
+                    _requests.c.card_given_up_at.is_(None),
+                    # Untried cards wait for the live handler; tried ones for their back-off.
+                    ((_requests.c.card_attempts == 0) & (_requests.c.finished_at < settled_before))
+                    | ((_requests.c.card_attempts > 0) & (_requests.c.card_retry_at <= now)),
                 )
+                .order_by(_requests.c.finished_at)
                 .limit(limit)
             ).all()
         return [_to_request(r._mapping) for r in rows]
@@ -317,9 +432,11 @@ class Store:
         now: dt.datetime | None,
         detail: str,
         values: dict[str, Any],
+        *,
+        executor: str | None = None,
     ) -> CreditRequest | None:
         now = now or utcnow()
-        return self._transition(
+        finished = self._transition(
             request_id,
             frm=(Status.EXECUTING,),
             to=to,
@@ -327,6 +444,18 @@ class Store:
             actor_id=None,
             detail=detail,
             values={**values, "finished_at": now},
+        )
+        if finished is not None or executor is None:
+            return finished
+        return self._transition(
+            request_id,
+            frm=(Status.UNKNOWN,),
+            to=to,
+            now=now,
+            actor_id=None,
+            detail=f"{detail} (recorded late: a recovery had marked it unknown meanwhile)",
+            values={**values, "finished_at": now},
+            extra_where=_requests.c.executor == executor,
         )
 
     def _transition(

@@ -79,6 +79,12 @@ credit_requests = Table(
     # Schema 2: which replica is executing the transfer, and what the card last showed.
     Column("executor", String(200)),
     Column("card_status", String(16)),
+    # Schema 3: the command a request came from (one command, one request), and how the
+    # sweep is doing at closing its card (attempts, next try, given up).
+    Column("trigger_id", String(255), unique=True),
+    Column("card_attempts", Integer, nullable=False, default=0),
+    Column("card_retry_at", UTCDateTime),
+    Column("card_given_up_at", UTCDateTime),
 )
 
 credit_request_events = Table(
@@ -147,7 +153,29 @@ def _v2_replicas(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_credit_requests_status ON credit_requests (status)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_requests_and_events, _v2_replicas]
+def _v3_at_most_once(conn: Connection) -> None:
+    """One request per command (a UNIQUE trigger_id: NULLs, from older rows, never clash)
+    and the sweep's per-card back-off, so a card Slack refuses for good is given up."""
+    conn.execute(text("ALTER TABLE credit_requests ADD COLUMN trigger_id VARCHAR(255)"))
+    conn.execute(
+        text("CREATE UNIQUE INDEX ux_credit_requests_trigger_id ON credit_requests (trigger_id)")
+    )
+    conn.execute(
+        text("ALTER TABLE credit_requests ADD COLUMN card_attempts INTEGER NOT NULL DEFAULT 0")
+    )
+    conn.execute(
+        text("ALTER TABLE credit_requests ADD COLUMN card_retry_at TIMESTAMP WITH TIME ZONE")
+    )
+    conn.execute(
+        text("ALTER TABLE credit_requests ADD COLUMN card_given_up_at TIMESTAMP WITH TIME ZONE")
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_requests_and_events,
+    _v2_replicas,
+    _v3_at_most_once,
+]
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -14,6 +14,12 @@ Slack behaviours kept on purpose, because an app can get them wrong:
 - a response_url bound to a message (`response_url(channel=..., message_ts=...)`) replaces
   or deletes that message on `replace_original` / `delete_original`, and an `in_channel`
   response posts a new message in the channel.
+
+Bad days, on demand: `hold(method)` makes calls wait (unapplied) until `release(method)`;
+`slow(method, seconds, trickle=...)` applies a call late, or answers it one byte a second;
+`refuse_for_good(ts)` makes every `chat.update` of one message answer `message_not_found`
+(`about=` picks the message by its content, before it is posted);
+`count(method, ts=...)` says how many calls a method got.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import copy
 import itertools
 import json
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +98,10 @@ class FakeSlack:
         self._responses: list[ResponseUrlPost] = []
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._failures: defaultdict[str, deque[str]] = defaultdict(deque)
+        self._held: dict[str, threading.Event] = {}
+        self._slow: dict[str, tuple[float, bool]] = {}
+        self._refused: dict[str, str] = {}
+        self._refused_about: dict[str, str] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._ts_counter = itertools.count(1)
         self._url_counter = itertools.count(1)
@@ -112,6 +123,10 @@ class FakeSlack:
     def stop(self) -> None:
         if self._server is None:
             return
+        with self._changed:
+            held, self._held = list(self._held.values()), {}
+        for event in held:
+            event.set()  # free held handlers, so the server can stop
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -188,6 +203,62 @@ class FakeSlack:
         with self._changed:
             self._failures[method].append(error)
 
+    def hold(self, method: str) -> None:
+        """Calls to `method` wait, not yet applied, until `release(method)` (or `stop`)."""
+        with self._changed:
+            self._held[method] = threading.Event()
+
+    def release(self, method: str) -> None:
+        with self._changed:
+            held = self._held.pop(method, None)
+        if held is not None:
+            held.set()
+
+    def slow(self, method: str, seconds: float, *, trickle: bool = False) -> None:
+        """Calls to `method` are applied and answered `seconds` late; with `trickle`,
+        applied at once and answered one byte a second (`seconds` between bytes)."""
+        with self._changed:
+            self._slow[method] = (seconds, trickle)
+
+    def refuse_for_good(
+        self, ts: str | None = None, *, about: str | None = None, error: str = "message_not_found"
+    ) -> None:
+        """Every chat.update of the message `ts` answers `error`, as for a deleted message;
+        with `about`, of every message whose content contains that text (for a card not
+        posted yet)."""
+        with self._changed:
+            if ts is not None:
+                self._refused[ts] = error
+            if about is not None:
+                self._refused_about[about] = error
+
+    def _refusal(self, args: dict[str, Any]) -> str | None:
+        ts = str(args.get("ts"))
+        if ts in self._refused:
+            return self._refused[ts]
+        current = json.dumps(self._messages.get((str(args.get("channel")), ts), {}))
+        return next((e for text, e in self._refused_about.items() if text in current), None)
+
+    def count(self, method: str, *, ts: str | None = None) -> int:
+        """How many calls `method` got (only those about message `ts`, if given)."""
+        with self._changed:
+            return sum(
+                1
+                for call in self._calls
+                if call.method == method and (ts is None or call.args.get("ts") == ts)
+            )
+
+    def _wait_turn(self, method: str) -> tuple[float, bool]:
+        """Hold or slow a call as asked; returns the trickle interval (0: none)."""
+        with self._changed:
+            held = self._held.get(method)
+            seconds, trickle = self._slow.get(method, (0.0, False))
+        if held is not None:
+            held.wait()
+        if seconds and not trickle:
+            time.sleep(seconds)  # the fake's own behaviour (a slow Slack), not a test's wait
+        return (seconds if trickle else 0.0), trickle
+
     def reset(self) -> None:
         """Forget calls, responses, messages and pending failures (ts keep increasing)."""
         with self._changed:
@@ -230,6 +301,9 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_auth"}
         if self._failures[method]:
             return {"ok": False, "error": self._failures[method].popleft()}
+        refusal = self._refusal(args) if method == "chat.update" else None
+        if refusal:
+            return {"ok": False, "error": refusal}
         return handler(self, args)
 
     def _handle_response_url(self, url_id: str, body: Any, headers: dict[str, str]) -> None:
@@ -424,7 +498,8 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 except ValueError:
                     self._send_json({"ok": False, "error": "invalid_json"})
                     return
-                self._send_json(fake._handle_api(method, args, headers))
+                interval, _ = fake._wait_turn(method)
+                self._send_json(fake._handle_api(method, args, headers), trickle=interval)
             elif parts.path.startswith("/response/") and self.command == "POST":
                 url_id = parts.path.removeprefix("/response/")
                 try:
@@ -436,7 +511,12 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send_json({"ok": False, "error": "not_found"}, HTTPStatus.NOT_FOUND)
 
-        def _send_json(self, payload: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
+        def _send_json(
+            self,
+            payload: dict[str, Any],
+            status: HTTPStatus = HTTPStatus.OK,
+            trickle: float = 0.0,
+        ) -> None:
             data = json.dumps(payload).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -444,7 +524,16 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if payload.get("ok") and self.path.startswith("/api/auth.test"):
                 self.send_header("X-OAuth-Scopes", "commands,chat:write")
             self.end_headers()
-            self.wfile.write(data)
+            if not trickle:
+                self.wfile.write(data)
+                return
+            try:
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(trickle)
+            except OSError:
+                return  # the client gave up waiting: what a trickle is for
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reads `calls`, not an access log."""

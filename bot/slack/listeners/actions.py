@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import CreditRequest, Status
-from bot.flow.transfers import CardChanged, Outcome, Refused, Transfers
+from bot.flow.transfers import DATABASE_ERRORS, CardChanged, Outcome, Refused, Transfers
 from bot.logs import log_event, log_failure
 from bot.slack.blocks import mention
 from bot.slack.cards import Cards
@@ -63,13 +63,34 @@ def read_click(body: Any) -> Click | None:
     )
 
 
+DATABASE_AWAY = (
+    "The bot cannot reach its database right now, so nothing was sent and nothing moved. "
+    "Try again in a minute."
+)
+
+
 def describe_handled(request: CreditRequest) -> str:
+    """Why a click on this request does nothing now, in a sentence per state."""
     who = mention(request.handled_by)
-    if request.status is Status.EXECUTING:
-        return f"This request is already being handled by {who}: the transfer is under way."
-    if request.status is Status.EXPIRED:
+    status = request.status
+    if status is Status.EXECUTING:
+        return f"{who} already approved this request: the transfer is under way."
+    if status is Status.SUCCEEDED:
+        return f"{who} already approved this request, and the credit moved."
+    if status is Status.FAILED:
+        return f"{who} already approved this request, but the transfer failed: nothing moved."
+    if status is Status.UNKNOWN:
+        return (
+            f"{who} already approved this request, and its outcome is unknown: check the "
+            "balance before asking again."
+        )
+    if status is Status.CANCELLED:
+        if request.canceller_id is None:
+            return "The app already closed this request; nothing moved. Ask again with `/credit`."
+        return f"{who} already cancelled this request; nothing moved."
+    if status is Status.EXPIRED:
         return "This request has already expired; nothing moved. Ask again with `/credit`."
-    return f"This request was already handled by {who}: it is {request.status.value}."
+    return "This request is still waiting for approval."
 
 
 def make_action_listeners(
@@ -80,11 +101,16 @@ def make_action_listeners(
 
     def answer(click: Click, outcome: Outcome) -> None:
         if isinstance(outcome, CardChanged):
-            cards.show(outcome.request, message_ts=click.message_ts)
+            cards.show(
+                outcome.request, message_ts=click.message_ts, fallback_url=click.response_url
+            )
             return
-        text = (
-            outcome.message if isinstance(outcome, Refused) else describe_handled(outcome.request)
+        tell(
+            click,
+            outcome.message if isinstance(outcome, Refused) else describe_handled(outcome.request),
         )
+
+    def tell(click: Click, text: str) -> None:
         cards.tell(
             user_id=click.user_id,
             channel_id=click.channel_id,
@@ -124,7 +150,19 @@ def make_action_listeners(
                     user_id=click.user_id,
                     channel_id=click.channel_id,
                 )
-                answer(click, decide(click))
+                try:
+                    outcome = decide(click)
+                except DATABASE_ERRORS as error:
+                    log_event(
+                        logger,
+                        f"click.{action}_database_away",
+                        level=logging.WARNING,
+                        request_id=click.request_id,
+                        error=type(error).__name__,
+                    )
+                    tell(click, DATABASE_AWAY)
+                    return
+                answer(click, outcome)
             except Exception:
                 # The boundary: an exception in a worker would vanish with its Future; log it
                 # with its traceback.
@@ -138,8 +176,12 @@ def make_action_listeners(
             click.request_id,
             user_id=click.user_id,
             channel_id=click.channel_id,
-            # The buttons go away while the transfer is under way.
-            on_executing=lambda request: cards.show(request, message_ts=click.message_ts),
+            # The buttons go away while the transfer is under way; both updates run in
+            # another thread: the send waits for neither, the outcome for no database.
+            on_executing=lambda request: cards.show_soon(request, message_ts=click.message_ts),
+            on_outcome=lambda request: cards.show_soon(
+                request, message_ts=click.message_ts, fallback_url=click.response_url
+            ),
         ),
     )
     cancel = on_click(

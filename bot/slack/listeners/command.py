@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.domain import CreditRequest
 from bot.flow.commands import CreditCommand, UsageError, parse_command
 from bot.flow.policy import Policy
-from bot.flow.transfers import Transfers
+from bot.flow.transfers import DATABASE_ERRORS, Transfers
 from bot.logs import log_event, log_failure
 from bot.slack.blocks import Message, build_usage, escape_mrkdwn
 from bot.slack.cards import Cards
+from bot.store import DuplicateCommandError, Store
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +85,55 @@ def make_command_listeners(
         result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
         if not isinstance(result, CreditCommand):
             return
-        request = transfers.open(
-            result,
-            requester_id=command["user_id"],
-            channel_id=command["channel_id"],
-            response_url=command.get("response_url"),
-        )
+        trigger_id = command.get("trigger_id")
+        try:
+            request = transfers.open(
+                result,
+                requester_id=command["user_id"],
+                channel_id=command["channel_id"],
+                response_url=command.get("response_url"),
+                trigger_id=trigger_id if isinstance(trigger_id, str) and trigger_id else None,
+            )
+        except DuplicateCommandError as duplicate:
+            # A replay or a redelivery of a command already taken: open nothing, say so.
+            log_event(
+                logger,
+                "command.duplicate",
+                level=logging.WARNING,
+                request_id=duplicate.request.id,
+                user_id=command.get("user_id"),
+            )
+            _reply(
+                cards,
+                command,
+                "This command was already received (request "
+                f"`{escape_mrkdwn(duplicate.request.id)}`): see its card in the channel. "
+                "Nothing new was requested.",
+            )
+            return
+        except DATABASE_ERRORS as error:
+            log_event(
+                logger,
+                "command.database_away",
+                level=logging.WARNING,
+                user_id=command.get("user_id"),
+                error=type(error).__name__,
+            )
+            _reply(
+                cards,
+                command,
+                "The bot cannot reach its database right now: nothing was requested and "
+                "nothing moved. Try again in a minute.",
+            )
+            return
+        post_card(request)
+
+    def post_card(request: CreditRequest) -> None:
         try:
             cards.post(request)
         except SlackApiError as error:
             code = str(error.response.get("error"))
-            transfers.store.abandon(request_id=request.id, reason=f"Slack refused the card: {code}")
-            log_event(
-                logger,
-                "card.post_failed",
-                level=logging.WARNING,
-                request_id=request.id,
-                slack_error=code,
-            )
+            _close(transfers.store, request, f"Slack refused the card: {code}", slack_error=code)
             if code in NOT_IN_CHANNEL_ERRORS:
                 text = (
                     "I cannot post in this channel. Invite me with `/invite @credit-bot`, "
@@ -107,15 +141,56 @@ def make_command_listeners(
                 )
             else:
                 text = (
-                    f"Slack would not take the confirmation card ({code}). Nothing was requested."
+                    f"Slack would not take the confirmation card ({escape_mrkdwn(code)}). "
+                    "Nothing was requested."
                 )
-            # Not Bolt's `respond`: it raises when the command came without a usable
-            # response_url; `tell` falls back to chat.postEphemeral and never raises.
-            cards.tell(
-                user_id=request.requester_id,
-                channel_id=request.channel_id,
-                response_url=request.response_url,
-                text=text,
+            _tell(cards, request, text)
+        except Exception as error:
+            # No answer from Slack: the card may exist. Close the request so its buttons
+            # do nothing, and say so; never post it again (that would be a second card).
+            _close(
+                transfers.store,
+                request,
+                "Slack did not confirm the card was posted.",
+                slack_error=type(error).__name__,
             )
+            cards.close_unposted(request)
 
     return acknowledge, open_request
+
+
+def _close(store: Store, request: CreditRequest, reason: str, *, slack_error: str) -> None:
+    """Abandon a request whose card is not known to be up."""
+    log_event(
+        logger,
+        "card.post_failed",
+        level=logging.WARNING,
+        request_id=request.id,
+        slack_error=slack_error,
+    )
+    # If the database is away, the request stays pending without a card ts: the sweep
+    # closes it once the database is back.
+    with contextlib.suppress(*DATABASE_ERRORS):
+        store.abandon(request_id=request.id, reason=reason)
+
+
+def _tell(cards: Cards, request: CreditRequest, text: str) -> None:
+    # Not Bolt's `respond`: it raises when the command came without a usable
+    # response_url; `tell` falls back to chat.postEphemeral and never raises.
+    cards.tell(
+        user_id=request.requester_id,
+        channel_id=request.channel_id,
+        response_url=request.response_url,
+        text=text,
+    )
+
+
+def _reply(cards: Cards, command: dict[str, Any], text: str) -> None:
+    """An ephemeral answer to the command, through its response_url."""
+    response_url = command.get("response_url")
+    cards.tell(
+        user_id=str(command.get("user_id") or ""),
+        channel_id=str(command.get("channel_id") or ""),
+        response_url=response_url if isinstance(response_url, str) else None,
+        text=text,
+    )
