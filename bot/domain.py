@@ -72,6 +72,20 @@ class CreditRequest:
     card_attempts: int = 0
     card_retry_at: dt.datetime | None = None
     card_given_up_at: dt.datetime | None = None
+    # What the card showed before money moved (None: SMS Partner could not be read).
+    subaccount_email: str | None = None
+    main_balance_before: Decimal | None = None
+    subaccount_balance_before: Decimal | None = None
+    balances_seen_at: dt.datetime | None = None
+    reason: str | None = None
+    # 2 above CREDIT_SECOND_APPROVAL_ABOVE, fixed when the request is opened.
+    approvals_needed: int = 1
+    first_approver_id: str | None = None
+    first_approved_at: dt.datetime | None = None
+    reminded_at: dt.datetime | None = None
+    # Who settled an unknown outcome by hand (It went through / It did not), and when.
+    resolver_id: str | None = None
+    resolved_at: dt.datetime | None = None
 
     @property
     def handled_by(self) -> str | None:

@@ -84,52 +84,81 @@ def _footer(request: CreditRequest) -> Block:
 
 
 def build_confirmation(request: CreditRequest) -> Message:
-    """The card posted in the channel: what is asked, by whom, until when, and two buttons."""
+    """The card posted in the channel: what is asked, by whom, until when, and two buttons.
+
+    Top to bottom: the headline, the reason, the facts (amount, sub-account, balances, who,
+    until when), who can approve and how far the approval is, the buttons, the request id."""
     what = _describe(request)
+    blocks = [
+        _headline(request),
+        *_reason_blocks(request),
+        _request_fields(request),
+        *_approval_context(request),
+        _buttons(request),
+        _footer(request),
+    ]
+    return {"text": f"Credit request: {what}. Waiting for approval.", "blocks": blocks}
+
+
+def _headline(request: CreditRequest) -> Block:
+    return _section(
+        f":money_with_wings: {mention(request.requester_id)} asks to {_describe(request)}."
+    )
+
+
+def _reason_blocks(request: CreditRequest) -> list[Block]:
+    """Why the money moves, when the requester said so."""
+    return []
+
+
+def _request_fields(request: CreditRequest) -> Block:
+    return _fields(
+        ("Amount", format_amount(request.amount, request.currency)),
+        ("Sub-account", f"`{escape_mrkdwn(request.subaccount_token)}`"),
+        ("Requested by", mention(request.requester_id)),
+        ("Expires", slack_date(request.expires_at)),
+    )
+
+
+def _approval_context(request: CreditRequest) -> list[Block]:
+    """Who can approve, and how many approvals the request still needs."""
+    return []
+
+
+def _buttons(request: CreditRequest) -> Block:
     dialog_text = (
         f"{'Add' if request.action is Action.ADD else 'Remove'} "
         f"{format_amount(request.amount, request.currency)} "
         f"{'to' if request.action is Action.ADD else 'from'} sub-account "
         f"{request.subaccount_token}? This moves money at SMS Partner."
     )
-    blocks = [
-        _section(f":money_with_wings: {mention(request.requester_id)} asks to {what}."),
-        _fields(
-            ("Amount", format_amount(request.amount, request.currency)),
-            ("Sub-account", f"`{escape_mrkdwn(request.subaccount_token)}`"),
-            ("Requested by", mention(request.requester_id)),
-            ("Expires", slack_date(request.expires_at)),
-        ),
-        {
-            "type": "actions",
-            "block_id": ACTIONS_BLOCK_ID,
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_ACTION_ID,
-                    "text": {"type": "plain_text", "text": "Confirm"},
-                    "style": "primary",
-                    "value": request.id,
-                    "confirm": {
-                        "title": {"type": "plain_text", "text": "Move the credit?"},
-                        # plain_text: nothing in it is interpreted, so no escaping is needed.
-                        "text": {"type": "plain_text", "text": dialog_text[:300]},
-                        "confirm": {"type": "plain_text", "text": "Yes, move it"},
-                        "deny": {"type": "plain_text", "text": "Back"},
-                    },
+    return {
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK_ID,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": CONFIRM_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Confirm"},
+                "style": "primary",
+                "value": request.id,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Move the credit?"},
+                    # plain_text: nothing in it is interpreted, so no escaping is needed.
+                    "text": {"type": "plain_text", "text": dialog_text[:300]},
+                    "confirm": {"type": "plain_text", "text": "Yes, move it"},
+                    "deny": {"type": "plain_text", "text": "Back"},
                 },
-                {
-                    "type": "button",
-                    "action_id": CANCEL_ACTION_ID,
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "style": "danger",
-                    "value": request.id,
-                },
-            ],
-        },
-        _footer(request),
-    ]
-    return {"text": f"Credit request: {what}. Waiting for approval.", "blocks": blocks}
+            },
+            {
+                "type": "button",
+                "action_id": CANCEL_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "style": "danger",
+                "value": request.id,
+            },
+        ],
+    }
 
 
 def build_in_progress(request: CreditRequest) -> Message:

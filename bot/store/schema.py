@@ -85,6 +85,30 @@ credit_requests = Table(
     Column("card_attempts", Integer, nullable=False, default=0),
     Column("card_retry_at", UTCDateTime),
     Column("card_given_up_at", UTCDateTime),
+    # Schema 4: what was seen before money moved (the sub-account's e-mail, both balances and
+    # when they were read), why it moves, the approval rounds, the reminder, and a person's
+    # resolution of an unknown outcome.
+    Column("subaccount_email", String(320)),
+    Column("main_balance_before", DecimalText),
+    Column("subaccount_balance_before", DecimalText),
+    Column("balances_seen_at", UTCDateTime),
+    Column("reason", Text),
+    Column("approvals_needed", Integer, nullable=False, default=1),
+    Column("first_approver_id", String(32)),
+    Column("first_approved_at", UTCDateTime),
+    Column("reminded_at", UTCDateTime),
+    Column("resolver_id", String(32)),
+    Column("resolved_at", UTCDateTime),
+)
+
+# Schema 4: one row per approval given (a request above the second-approval threshold gets
+# two), so the trail keeps every approver, also those whose click did not change the status.
+credit_request_approvals = Table(
+    "credit_request_approvals",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("approver_id", String(32), primary_key=True),
+    Column("approved_at", UTCDateTime, nullable=False),
 )
 
 credit_request_events = Table(
@@ -171,10 +195,54 @@ def _v3_at_most_once(conn: Connection) -> None:
     )
 
 
+def _v4_reads_and_approvals(conn: Connection) -> None:
+    """What the card showed before the move, the reason, approval rounds, reminders, and
+    resolutions of unknown outcomes; indexes for the daily limit, history and the Home tab."""
+    for column in (
+        "subaccount_email VARCHAR(320)",
+        "main_balance_before VARCHAR(40)",
+        "subaccount_balance_before VARCHAR(40)",
+        "balances_seen_at TIMESTAMP WITH TIME ZONE",
+        "reason TEXT",
+        "approvals_needed INTEGER NOT NULL DEFAULT 1",
+        "first_approver_id VARCHAR(32)",
+        "first_approved_at TIMESTAMP WITH TIME ZONE",
+        "reminded_at TIMESTAMP WITH TIME ZONE",
+        "resolver_id VARCHAR(32)",
+        "resolved_at TIMESTAMP WITH TIME ZONE",
+    ):
+        conn.execute(text(f"ALTER TABLE credit_requests ADD COLUMN {column}"))
+    conn.execute(
+        text(
+            """
+            CREATE TABLE credit_request_approvals (
+                request_id VARCHAR(64) NOT NULL REFERENCES credit_requests (id),
+                approver_id VARCHAR(32) NOT NULL,
+                approved_at TIMESTAMP WITH TIME ZONE NOT NULL,
+                PRIMARY KEY (request_id, approver_id)
+            )
+            """
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX ix_credit_requests_subaccount ON credit_requests "
+            "(subaccount_token, created_at)"
+        )
+    )
+    conn.execute(
+        text(
+            "CREATE INDEX ix_credit_requests_requester ON credit_requests "
+            "(requester_id, created_at)"
+        )
+    )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_requests_and_events,
     _v2_replicas,
     _v3_at_most_once,
+    _v4_reads_and_approvals,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
