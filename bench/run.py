@@ -229,7 +229,13 @@ def open_requests(rig: Rig, prefix: str, n: int) -> list[Card]:
         rig.smspartner.add_subaccount(token)
     bodies = command_bodies(rig.app.sender(rig.slack), tokens)
     rig.client.run(rig.app.base_url, signed(bodies), SETUP_CONCURRENCY)
-    wait_until(lambda: len(cards_posted(rig.slack, prefix)) >= n, f"{n} cards {prefix}*")
+    try:
+        wait_until(lambda: len(cards_posted(rig.slack, prefix)) >= n, f"{n} cards {prefix}*")
+    except RuntimeError as error:
+        warnings = [line for line in rig.app.logs().splitlines() if '"level": "info"' not in line]
+        raise RuntimeError(
+            f"{error}; the app's last warnings:\n" + "\n".join(warnings[-20:])
+        ) from error
     cards = cards_posted(rig.slack, prefix)
     return [cards[token] for token in tokens]
 

@@ -29,9 +29,10 @@ from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-# Idle connections kept per host; more workers than this may call at once, each extra one
-# gets a connection of its own that is closed after its call instead of kept.
-KEPT_CONNECTIONS = 16
+# Idle connections kept per host: as many as the threads that may call Slack at once
+# (bot/slack/app.py's 64 workers), so a burst does not open and close extra ones (urllib3
+# would then warn "Connection pool is full" for each).
+KEPT_CONNECTIONS = 64
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json;charset=utf-8"
 
