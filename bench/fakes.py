@@ -56,8 +56,12 @@ class TimedSlack(FakeSlack):
     def start(self) -> TimedSlack:
         super().start()
         # FakeSlack's handler speaks HTTP/1.0 (a connection per call); set before any request.
+        # It writes headers and body apart: on a kept-alive connection, Nagle's algorithm
+        # would hold the body until the client's delayed ACK (40 ms) without TCP_NODELAY.
         assert self._server is not None
-        self._server.RequestHandlerClass.protocol_version = "HTTP/1.1"  # type: ignore[attr-defined]
+        handler = self._server.RequestHandlerClass
+        handler.protocol_version = "HTTP/1.1"  # type: ignore[attr-defined]
+        handler.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         return self
 
     def _handle_api(

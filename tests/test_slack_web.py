@@ -49,6 +49,7 @@ def slack(server_context: ssl.SSLContext) -> Iterator[FakeSlack]:
         # call per connection) unless told otherwise, before any request has come in.
         assert fake._server is not None
         fake._server.RequestHandlerClass.protocol_version = "HTTP/1.1"  # type: ignore[attr-defined]
+        fake._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         yield fake
 
 
