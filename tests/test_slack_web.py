@@ -104,6 +104,21 @@ def test_typed_calls_share_one_tls_connection(
     assert client.ssl.session_stats()["connect_good"] == 1
 
 
+def test_a_connection_idle_too_long_is_replaced_before_reuse(
+    client: PooledWebClient,
+    slack: FakeSlack,
+    server_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_IDLE_SECONDS (0 here) a kept connection is not reused: no call races the
+    server closing it, and each call still arrives once."""
+    monkeypatch.setattr(web, "MAX_IDLE_SECONDS", 0.0)
+    for _ in range(3):
+        client.chat_postMessage(channel=CHANNEL, text="card")
+    assert len(slack.calls_to("chat.postMessage")) == 3
+    assert server_context.session_stats()["accept_good"] == 3
+
+
 def test_one_ssl_context_for_the_process_and_none_made_per_call(
     client: PooledWebClient, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

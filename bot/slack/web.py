@@ -18,8 +18,10 @@ An automatic retry after a reset connection re-posted a card that Slack had alre
 from __future__ import annotations
 
 import json
+import math
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.error import URLError
 from urllib.parse import urlencode, urljoin
@@ -28,11 +30,18 @@ import urllib3
 from slack_sdk import WebClient
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 # Idle connections kept per host: as many as the threads that may call Slack at once
 # (bot/slack/app.py's 64 workers), so a burst does not open and close extra ones (urllib3
 # would then warn "Connection pool is full" for each).
 KEPT_CONNECTIONS = 64
+# A connection idle longer than this is closed and replaced rather than reused. Servers close
+# idle ones on their own clock (Apache's 5 s is the shortest common default; FakeSlack's
+# 10 s): a call sent just as the server closes is reset, and since nothing is re-sent, that
+# card would be lost. Short enough to stay clear of that; long enough to cover a burst.
+MAX_IDLE_SECONDS = 4.0
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json;charset=utf-8"
 
@@ -59,6 +68,7 @@ def slack_web_client(
     pool = urllib3.PoolManager(
         maxsize=KEPT_CONNECTIONS, block=False, ssl_context=context, retries=False
     )
+    pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     return PooledWebClient(
         pool=pool,
         token=token,
@@ -74,6 +84,35 @@ def slack_webhook_client(url: str, *, timeout: int) -> WebhookClient:
     post: slack_sdk's webhook client has no pluggable transport, and a response_url is
     used once or twice per request)."""
     return WebhookClient(url, timeout=timeout, ssl=slack_ssl_context(), retry_handlers=[])
+
+
+class _IdleLimitedConnection(HTTPConnection):
+    """A kept-alive connection that counts as dropped once idle over MAX_IDLE_SECONDS, so
+    the pool replaces it (urllib3 asks `is_connected` before reusing one)."""
+
+    answered_at = -math.inf
+
+    def getresponse(self) -> Any:
+        response = super().getresponse()
+        self.answered_at = time.monotonic()
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        fresh = time.monotonic() - self.answered_at <= MAX_IDLE_SECONDS
+        return fresh and super().is_connected
+
+
+class _IdleLimitedHTTPSConnection(_IdleLimitedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _IdleLimitedConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _IdleLimitedHTTPSConnection
 
 
 class PooledWebClient(WebClient):
