@@ -16,9 +16,20 @@ from tests.fakes.smspartner import FakeSMSPartner
 HTTP_THREADS = 16
 
 
-def start_credit_bot(*, slack: FakeSlack, smspartner: FakeSMSPartner, workdir: Path) -> AppProcess:
+BENCH = Path(__file__).resolve().parent
+
+
+def start_credit_bot(
+    *,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    workdir: Path,
+    slack_client: str = "pooled",
+    **env_overrides: str,
+) -> AppProcess:
     """The real app (`python -m bot run --http`) on a fresh SQLite file, approvers UAPP and
-    UAPP2, with production settings where the test environment departs from them."""
+    UAPP2, with production settings where the test environment departs from them, and the
+    Slack client `slack_client` (see bench/slack_client.py)."""
     env = app_env(
         slack=slack,
         smspartner=smspartner,
@@ -27,8 +38,10 @@ def start_credit_bot(*, slack: FakeSlack, smspartner: FakeSMSPartner, workdir: P
         SWEEP_INTERVAL_SECONDS="5",
         # Longer than the fake's 10 s delay, so delayed transfers are answered, not timed out.
         SMSPARTNER_TIMEOUT_SECONDS="15",
+        **env_overrides,
     )
-    return AppProcess(env=env, workdir=workdir).start()
+    prefix = (sys.executable, str(BENCH / "slack_client.py"), slack_client, "--")
+    return AppProcess(env=env, workdir=workdir, command_prefix=prefix).start()
 
 
 @dataclass

@@ -7,9 +7,11 @@ Run from the repository root, in one command (about 1 to 2 minutes):
 (`--client requests` times with one requests.Session per worker instead of a bare
 http.client connection; see bench/load.py for why that is not the default.)
 
-It starts FakeSlack and a FakeSMSPartner in this process, and three servers, all on
-waitress with 16 threads: the real app (`python -m bot run --http`, fresh SQLite file,
-approvers UAPP and UAPP2) and bench/bare_app.py (a Bolt app whose handlers only `ack()`)
+It starts FakeSlack (kept-alive HTTP/1.1, as Slack's servers) and a FakeSMSPartner in
+this process, and three servers, all on waitress with 16 threads: the real app
+(`python -m bot run --http`, fresh SQLite file, approvers UAPP and UAPP2, the pooled
+Slack client of bot/slack/web.py) and bench/bare_app.py (a Bolt app whose handlers only
+`ack()`)
 twice: with Bolt's defaults (process_before_response=False: the ack runs in Bolt's
 5-thread pool and the request thread polls for it every 10 ms) and with
 process_before_response=True, as our app runs.
@@ -24,14 +26,15 @@ so a machine shared with other work treats them alike:
   for our app also the time from sending the click to SMS Partner receiving the transfer,
   in the burst and at a steady one click every 50 ms;
 - our app only: the ack of clicks sent while SMS Partner holds transfers for 10 s.
-Peak RSS is VmHWM from /proc/<pid>/status at the end. The table is printed and written to
+Peak RSS is VmHWM from /proc/<pid>/status at the end. Then bench/tls.py: the app with
+slack_sdk's stock client and with the pooled one, Slack over plain HTTP and over HTTPS
+(`--tls-only` runs just that part). The table is printed and written to
 bench/results/latest.md. Nothing is asserted: targets are reported as met or missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from collections import Counter
@@ -41,7 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.fakes import TimedSMSPartner
+from bench.fakes import TOKEN_IN_CARD, TimedSlack, TimedSMSPartner, throwaway_tls
 from bench.load import CLIENTS, LoadClient, LoadResult, Signed, click_body, command_body, sign_all
 from bench.processes import start_bare_bolt, start_credit_bot
 from bench.report import (
@@ -54,6 +57,9 @@ from bench.report import (
     process_cpu_seconds,
     render,
 )
+from bench.tls import COMMANDS as TLS_COMMANDS
+from bench.tls import EVERY_SECONDS as TLS_EVERY_SECONDS
+from bench.tls import Cell, measure_transports, tls_rows
 from tests.e2e import API_KEY, BOT_TOKEN, SIGNING_SECRET, AppProcess
 from tests.fakes.slack import FakeSlack
 from tests.slack_requests import SlackSender
@@ -81,7 +87,6 @@ SETTLE_TIMEOUT_SECONDS = 120.0
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 APP, BARE_DEFAULT, BARE_PBR = "credit-bot", "bare defaults", "bare pbr"
-_TOKEN_IN_CARD = re.compile(r"sub-account `([A-Za-z0-9._-]+)`")
 
 
 @dataclass
@@ -168,7 +173,7 @@ def cards_posted(slack: FakeSlack, prefix: str) -> dict[str, Card]:
     cards = {}
     for call in slack.calls_to("chat.postMessage"):
         message = call.response.get("message") or {}
-        found = _TOKEN_IN_CARD.search(str(message.get("text", "")))
+        found = TOKEN_IN_CARD.search(str(message.get("text", "")))
         if found and found.group(1).startswith(prefix):
             cards[found.group(1)] = Card(found.group(1), _confirm_value(message), message)
     return cards
@@ -224,7 +229,13 @@ def open_requests(rig: Rig, prefix: str, n: int) -> list[Card]:
         rig.smspartner.add_subaccount(token)
     bodies = command_bodies(rig.app.sender(rig.slack), tokens)
     rig.client.run(rig.app.base_url, signed(bodies), SETUP_CONCURRENCY)
-    wait_until(lambda: len(cards_posted(rig.slack, prefix)) >= n, f"{n} cards {prefix}*")
+    try:
+        wait_until(lambda: len(cards_posted(rig.slack, prefix)) >= n, f"{n} cards {prefix}*")
+    except RuntimeError as error:
+        warnings = [line for line in rig.app.logs().splitlines() if '"level": "info"' not in line]
+        raise RuntimeError(
+            f"{error}; the app's last warnings:\n" + "\n".join(warnings[-20:])
+        ) from error
     cards = cards_posted(rig.slack, prefix)
     return [cards[token] for token in tokens]
 
@@ -548,43 +559,67 @@ def _trouble(name: str, figures: Figures) -> list[str]:
     return lines
 
 
+def tls_notes(cells: list[Cell]) -> list[str]:
+    if not cells:
+        return []
+    return [
+        f"Slack over HTTPS rows (bench/tls.py): per client and transport a fresh app and "
+        f"FakeSlack, {TLS_COMMANDS} `/credit` at one every {TLS_EVERY_SECONDS * 1000:.0f} ms; "
+        "CPU from the first command until the last card is posted and Slack goes quiet; "
+        "'stock' is slack_sdk's WebClient as bot/slack/app.py built it (urllib, a new "
+        "connection per call, over HTTPS a new default SSLContext per call), 'pooled' is "
+        "bot/slack/web.py. The app trusts the run's CA through SSL_CERT_FILE (the system's "
+        "CAs plus it). 'CPU HTTPS adds per Slack call' is the HTTPS minus HTTP CPU per "
+        "command, divided by the Slack calls per command."
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--client", choices=CLIENTS, default=CLIENTS[0], help="HTTP client")
+    parser.add_argument("--tls-only", action="store_true", help="only Slack over HTTPS vs HTTP")
     args = parser.parse_args(argv)
     machine = describe_machine()
     started, busy_before, own_before = time.monotonic(), machine_busy_seconds(), own_cpu_seconds()
     with (
         tempfile.TemporaryDirectory(prefix="credit-bot-bench-") as tmp,
-        FakeSlack(bot_token=BOT_TOKEN) as slack,
+        TimedSlack(bot_token=BOT_TOKEN) as slack,
         TimedSMSPartner(api_key=API_KEY, main_balance=Decimal("100000000.000")) as smspartner,
         LoadClient(args.client) as client,
     ):
         rig = Rig(slack, smspartner, client, servers={}, figures={})
-        try:
-            start_servers(rig, Path(tmp))
-            measure_commands(rig)
-            measure_steady_commands(rig)
-            measure_clicks(rig)
-            measure_paced_clicks(rig)
-            measure_delayed_clicks(rig)
-            record_usage(rig)
-        finally:
-            for server in rig.servers.values():
-                server.stop()
+        if not args.tls_only:
+            try:
+                start_servers(rig, Path(tmp))
+                measure_commands(rig)
+                measure_steady_commands(rig)
+                measure_clicks(rig)
+                measure_paced_clicks(rig)
+                measure_delayed_clicks(rig)
+                record_usage(rig)
+            finally:
+                for server in rig.servers.values():
+                    server.stop()
+        cells = measure_transports(
+            tls=throwaway_tls(Path(tmp)), smspartner=smspartner, load=client, workdir=Path(tmp)
+        )
     elapsed = time.monotonic() - started
     servers_cpu = sum(f.cpu_seconds for f in rig.figures.values())
+    servers_cpu += sum(cell.cpu_seconds for cell in cells)
     ours = own_cpu_seconds() - own_before + servers_cpu + rig.client.cpu_seconds
     others = machine_busy_seconds() - busy_before - ours
-    table = render(
-        build_rows(rig.figures),
-        machine=machine,
-        notes=notes(rig.figures, client=args.client, elapsed=elapsed, others_cpu=max(others, 0.0)),
+    rows = [] if args.tls_only else build_rows(rig.figures)
+    lines = (
+        []
+        if args.tls_only
+        else notes(rig.figures, client=args.client, elapsed=elapsed, others_cpu=max(others, 0.0))
     )
+    table = render(rows + tls_rows(cells), machine=machine, notes=lines + tls_notes(cells))
     print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(table, encoding="utf-8")
-    print(f"(written to {RESULTS})")
+    results = RESULTS.with_name("tls-only.md") if args.tls_only else RESULTS
+    results.write_text(table, encoding="utf-8")
+    print(f"(written to {results})")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,18 @@ MAX_MESSAGE_CHARS = 2000
 # take them for line breaks: escaped, one record stays one line whatever a request held.
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
+# slack_sdk and Bolt build their debug strings when `logger.level <= DEBUG`, and an unset
+# level (0) passes that test whatever the root's level: these are the loggers they test it
+# on (WebClient's, WebhookClient's, Bolt's App and middleware), and their parents.
+QUIETED_LOGGERS = (
+    "slack_sdk",
+    "slack_sdk.web.base_client",
+    "slack_sdk.webhook.client",
+    "slack_bolt",
+    "slack_bolt.App",
+    "slack_bolt.IgnoringSelfEvents",
+)
+
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -99,6 +111,10 @@ def configure_logging(*, secrets: Iterable[str], level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # WARNING, or quieter if asked; their debug lines only when our own are wanted too.
+    libraries = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, root.level)
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(libraries)
 
 
 def log_event(

@@ -28,6 +28,7 @@ import contextlib
 import copy
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -86,8 +87,11 @@ class FakeSlack:
         team_id: str = "T0TEST",
         bot_user_id: str = "UBOT",
         app_token: str = "xapp-test-app-token",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # Served over HTTPS with this server-side context (its certificate), else plain HTTP.
+        self.ssl_context = ssl_context
         self.app_token = app_token
         # Where apps.connections.open sends a Socket Mode client (a FakeSocketMode's url).
         self.socket_mode_url: str | None = None
@@ -113,6 +117,8 @@ class FakeSlack:
     def start(self) -> FakeSlack:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
+        if self.ssl_context is not None:
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -145,7 +151,8 @@ class FakeSlack:
         if self._server is None:
             raise RuntimeError("FakeSlack is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{port}"
 
     @property
     def api_url(self) -> str:
