@@ -10,7 +10,6 @@ from typing import Any
 
 import requests
 from slack_bolt import App
-from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.flow.policy import Policy
@@ -21,6 +20,7 @@ from bot.slack.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
 from bot.slack.cards import Cards
 from bot.slack.listeners.actions import make_action_listeners
 from bot.slack.listeners.command import make_command_listeners
+from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
 from bot.store import Store
 
@@ -94,13 +94,12 @@ def build_bot(
         ttl_seconds=settings.confirmation_ttl_seconds,
         api_timeout_seconds=settings.smspartner_timeout_seconds,
     )
-    web_client = WebClient(
+    # One SSLContext and kept-alive connections for every Slack call; never a re-send by
+    # itself (slack_sdk's default retry re-posted a card whose first post had gone through).
+    web_client = slack_web_client(
         token=settings.slack_bot_token.reveal(),
         base_url=settings.slack_api_url,
         timeout=SLACK_TIMEOUT_SECONDS,
-        # Never re-send a call by itself: slack_sdk's default retry re-posted a card whose
-        # first post had gone through (two cards, one dead). The flow decides what to retry.
-        retry_handlers=[],
     )
     cards = Cards(client=web_client, store=store)
     workers = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="credit-worker")

@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from bot.domain import CreditRequest, Status
 from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
+from bot.slack.web import slack_webhook_client
 from bot.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class Cards:
 
 
 def _respond(response_url: str, body: Message) -> bool:
-    response = WebhookClient(response_url, timeout=10).send_dict(body)
+    response = slack_webhook_client(response_url, timeout=10).send_dict(body)
     if response.status_code >= 300:
         log_event(logger, "response_url.failed", level=logging.WARNING, status=response.status_code)
         return False
