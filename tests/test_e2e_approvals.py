@@ -34,6 +34,8 @@ from tests.slack_requests import API_APP_ID, VERIFICATION_TOKEN, SlackSender
 
 StartApp = Callable[..., AppProcess]
 CLICKS = 20
+# How long a wait may take on a loaded machine before it counts as never (no timing is tested).
+PATIENT = 20.0
 
 
 @pytest.fixture
@@ -256,8 +258,8 @@ def test_twenty_confirms_by_two_approvers_make_one_call_above_the_threshold(
         statuses = list(pool.map(click, range(CLICKS)))
     assert statuses == [200] * CLICKS
 
-    outcome = json.dumps(card_now(slack, token, "Added"))
-    slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == CLICKS - 2)
+    outcome = json.dumps(card_now(slack, token, "Added", timeout=PATIENT))
+    slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == CLICKS - 2, timeout=PATIENT)
     assert len(smspartner.requests_to("add")) == 1
     stored, approvals, events = _stored(url, request_id)
     assert stored.status is Status.SUCCEEDED
@@ -335,8 +337,8 @@ def test_daily_limit_holds_for_confirms_racing_on_two_replicas(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(confirm, range(8))) == [200] * 8
-    card_now(slack, token, "Daily limit reached")
-    card_now(slack, token, "Added")
+    card_now(slack, token, "Daily limit reached", timeout=PATIENT)
+    card_now(slack, token, "Added", timeout=PATIENT)
     assert len(smspartner.requests_to("add")) == 1
     statuses = {_stored(postgres_url, r)[0].status for r in (first, second)}
     assert statuses == {Status.SUCCEEDED, Status.FAILED}
@@ -363,13 +365,13 @@ def test_reminder_is_sent_once_with_two_replicas(
     def replies(fake: FakeSlack, ts: str) -> list[dict[str, Any]]:
         return [c.args for c in fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts]
 
-    slack.wait_for(lambda f: all(replies(f, ts) for ts in card_ts.values()), timeout=10)
+    slack.wait_for(lambda f: all(replies(f, ts) for ts in card_ts.values()), timeout=PATIENT)
     # A later request reminded proves the replicas swept again after the first reminders.
     sentinel = f"sub-{secrets.token_hex(4)}"
     smspartner.add_subaccount(sentinel, Decimal("100.000"))
     open_request(apps[0].sender(slack), slack, f"add {sentinel} 5")
     sentinel_ts = next(ts for (_, ts), m in slack.messages.items() if sentinel in json.dumps(m))
-    slack.wait_for(lambda f: bool(replies(f, sentinel_ts)), timeout=10)
+    slack.wait_for(lambda f: bool(replies(f, sentinel_ts)), timeout=PATIENT)
 
     for ts in card_ts.values():
         sent = replies(slack, ts)
