@@ -24,6 +24,9 @@ COLUMNS = (
     "subaccount_balance",
     "main_balance",
     "error",
+    # Appended, so scripts reading the columns above by position keep working.
+    "reason",
+    "first_approver",
 )
 
 
@@ -46,6 +49,8 @@ def request_row(request: CreditRequest) -> str:
         request.subaccount_balance,
         request.main_balance,
         request.error_message,
+        request.reason,
+        request.first_approver_id,
     )
     return "\t".join(_cell(c) for c in cells)
 
@@ -63,6 +68,10 @@ def trail(store: Store, request_id: str) -> Iterable[str]:
         raise LookupError(f"no request {request_id}")
     yield "\t".join(COLUMNS)
     yield request_row(request)
+    yield ""
+    yield "approved_at\tapprover"
+    for approver_id, approved_at in store.approvals(request_id):
+        yield f"{approved_at.isoformat(timespec='milliseconds')}\t{_cell(approver_id)}"
     yield ""
     yield "at\tstatus\tactor\tdetail"
     for event in store.events(request_id):

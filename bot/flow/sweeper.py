@@ -1,5 +1,5 @@
 """The background sweep: closes expired cards, recovers crashed transfers, mends stale cards,
-and closes requests whose card was never known to be posted.
+closes requests whose card was never known to be posted, and reminds approvers.
 
 Every step is claimed in the store first, so with several replicas sweeping the same
 database each card is replaced by one of them only.
@@ -31,6 +31,8 @@ class Sweeper:
         close_unposted: Callable[[CreditRequest], object],
         interval_seconds: float,
         unposted_after_seconds: float,
+        remind: Callable[[CreditRequest], object] | None = None,
+        remind_after_seconds: float = 0.0,
     ) -> None:
         self.transfers = transfers
         # How a card is redrawn (Slack's chat.update) and how a requester is told that
@@ -40,6 +42,10 @@ class Sweeper:
         self.interval_seconds = interval_seconds
         # A post still in flight ends (or times out) well before this.
         self.unposted_after_seconds = unposted_after_seconds
+        # CREDIT_REMIND_AFTER_SECONDS (0: never), and how a reminder is written in the
+        # card's thread: injected like show_card.
+        self.remind = remind
+        self.remind_after_seconds = remind_after_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -50,7 +56,20 @@ class Sweeper:
         changed += self.transfers.store.stale_cards(settled_before=settled)
         replaced = sum(self.show_card(request) for request in changed)
         self.close_cards_never_posted()
+        self.send_reminders()
         return replaced
+
+    def send_reminders(self) -> None:
+        """One reminder per request still pending after `remind_after_seconds`: claimed in
+        the store before it is written, so two replicas never both send it. A reminder Slack
+        loses is not sent again: a second ping is worse than a missed one."""
+        if self.remind is None or self.remind_after_seconds <= 0:
+            return
+        store = self.transfers.store
+        for request_id in store.due_reminders(older_than_seconds=self.remind_after_seconds):
+            request = store.claim_reminder(request_id=request_id)
+            if request is not None:
+                self.remind(request)
 
     def close_cards_never_posted(self) -> None:
         """A pending request without a card ts (the post timed out, or the process died

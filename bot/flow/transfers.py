@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -74,6 +75,15 @@ class CardChanged:
 Outcome = Refused | AlreadyHandled | CardChanged
 
 
+class DailyLimitReachedError(Exception):
+    """The request would take its sub-account above CREDIT_DAILY_LIMIT: `left` euros remain."""
+
+    def __init__(self, *, left: Decimal, limit: Decimal) -> None:
+        super().__init__(f"daily limit reached: {left} of {limit} left")
+        self.left = left
+        self.limit = limit
+
+
 def new_executor_id() -> str:
     """Who is executing: host, process, and a nonce that tells a restarted process apart."""
     return f"{_process_space()}/{os.getpid()}/{secrets.token_hex(4)}"
@@ -125,8 +135,11 @@ class Transfers:
         ttl_seconds: float,
         api_timeout_seconds: float,
         executor_id: str | None = None,
+        daily_limit: Decimal | None = None,
     ) -> None:
         self.store = store
+        # CREDIT_DAILY_LIMIT: most euros added to one sub-account in any 24 hours.
+        self.daily_limit = daily_limit
         self.client = client
         self.policy = policy
         self.ttl_seconds = ttl_seconds
@@ -151,7 +164,9 @@ class Transfers:
         trigger_id: str | None = None,
     ) -> CreditRequest:
         """Store the request. Raises DuplicateCommandError when this command (its
-        trigger_id) already opened one, and a DATABASE_ERRORS error when the database is away."""
+        trigger_id) already opened one, DailyLimitReachedError when it would break the daily
+        limit, and a DATABASE_ERRORS error when the database is away."""
+        self._check_daily_limit(command)
         request = self.store.create(
             action=command.action,
             subaccount_token=command.subaccount,
@@ -162,9 +177,20 @@ class Transfers:
             response_url=response_url,
             ttl_seconds=self.ttl_seconds,
             trigger_id=trigger_id,
+            reason=command.reason,
+            # Fixed now: a later change of the threshold does not change what was asked.
+            approvals_needed=self.policy.approvals_needed(command.amount),
         )
-        _log(request, "credit.requested", user_id=requester_id)
+        _log(request, "credit.requested", user_id=requester_id, reason=request.reason)
         return request
+
+    def _check_daily_limit(self, command: CreditCommand) -> None:
+        """The first check, for a quick answer; the claim checks again, atomically."""
+        if self.daily_limit is None or command.action is not Action.ADD:
+            return
+        left = self.daily_limit - self.store.added_in_last_day(command.subaccount)
+        if command.amount > left:
+            raise DailyLimitReachedError(left=max(left, Decimal(0)), limit=self.daily_limit)
 
     # -- clicks ---------------------------------------------------------------------
 
@@ -173,17 +199,28 @@ class Transfers:
         request_id: str,
         *,
         user_id: str,
-        channel_id: str,
+        channel_id: str | None,
         on_executing: Callable[[CreditRequest], object] | None = None,
         on_outcome: Callable[[CreditRequest], object] | None = None,
     ) -> Outcome:
         """Claim the request and send its transfer. `on_executing` and `on_outcome` hand
         the card's updates to another thread and must not block: nothing may wait between
-        the claim and the send, and the outcome is shown before it is recorded."""
+        the claim and the send, and the outcome is shown before it is recorded.
+
+        `channel_id` None: the click came from the Home tab, which has no channel; the
+        request's own channel is used. A request needing two approvals is first approved
+        (the card changes, nothing is sent), then claimed by a second, different approver."""
         found = self._pending(request_id, channel_id)
         if not isinstance(found, CreditRequest):
             return found
-        refusal = self.policy.refuse_approval(user_id=user_id, request=found)
+        if found.approvals_needed >= 2 and found.first_approver_id is None:
+            first = self._approve_first(found, user_id)
+            if not isinstance(first, CreditRequest):
+                return first
+            found = first
+        refusal = self.policy.refuse_approval(
+            user_id=user_id, request=found, first_approver_id=found.first_approver_id
+        )
         if refusal:
             _log(found, "credit.confirm_refused", user_id=user_id, reason=refusal)
             return Refused(refusal)
@@ -196,10 +233,16 @@ class Transfers:
             # Taken before the claim's UPDATE, so the deadline errs on the early side.
             claim_started = time.monotonic()
             claimed = self.store.claim(
-                request_id=request_id, approver_id=user_id, executor=self.executor_id
+                request_id=request_id,
+                approver_id=user_id,
+                executor=self.executor_id,
+                daily_limit=self.daily_limit,
             )
             if claimed is None:
                 return self._lost_race(request_id)
+            if claimed.status is Status.FAILED:  # the daily limit, checked in the claim
+                _log(claimed, "credit.daily_limit_reached", user_id=user_id)
+                return CardChanged(claimed)
             with self._idle:
                 self._sending.add(claimed.id)
             try:
@@ -212,7 +255,26 @@ class Transfers:
                 self._in_flight -= 1
                 self._idle.notify_all()
 
-    def cancel(self, request_id: str, *, user_id: str, channel_id: str) -> Outcome:
+    def _approve_first(self, request: CreditRequest, user_id: str) -> CreditRequest | Outcome:
+        """Record `user_id` as the first of two approvers: CardChanged when they are; the
+        request as it now is when another approver was first, to be confirmed as second."""
+        refusal = self.policy.refuse_approval(user_id=user_id, request=request)
+        if refusal:
+            _log(request, "credit.confirm_refused", user_id=user_id, reason=refusal)
+            return Refused(refusal)
+        first = self.store.approve_first(request_id=request.id, approver_id=user_id)
+        if first is not None:
+            _log(first, "credit.first_approval", user_id=user_id)
+            return CardChanged(first)
+        # Another approver was first a moment ago, or the request moved on.
+        current = self.store.get(request.id)
+        if current is None or current.status is not Status.PENDING:
+            return self._lost_race(request.id)
+        if current.first_approver_id is None:  # still unapproved: its time ran out
+            return self._expire(current)
+        return current
+
+    def cancel(self, request_id: str, *, user_id: str, channel_id: str | None) -> Outcome:
         found = self._pending(request_id, channel_id)
         if not isinstance(found, CreditRequest):
             return found
@@ -225,10 +287,11 @@ class Transfers:
         _log(cancelled, "credit.cancelled", user_id=user_id)
         return CardChanged(cancelled)
 
-    def _pending(self, request_id: str, channel_id: str) -> CreditRequest | Outcome:
-        """The request if it is still pending and in time; otherwise what to answer."""
+    def _pending(self, request_id: str, channel_id: str | None) -> CreditRequest | Outcome:
+        """The request if it is still pending and in time; otherwise what to answer.
+        `channel_id` None (the Home tab): whichever channel the request is in."""
         request = self.store.get(request_id)
-        if request is None or request.channel_id != channel_id:
+        if request is None or (channel_id is not None and request.channel_id != channel_id):
             # Same answer for both, so a click cannot probe other channels' request ids.
             return Refused("This request does not exist in this channel.")
         if request.status is not Status.PENDING:
@@ -478,6 +541,7 @@ def _log(
         level=level,
         request_id=request.id,
         requester_id=request.requester_id,
+        first_approver_id=request.first_approver_id,
         approver_id=request.approver_id,
         canceller_id=request.canceller_id,
         channel_id=request.channel_id,

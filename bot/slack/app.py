@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -20,6 +21,10 @@ from bot.slack.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
 from bot.slack.cards import Cards
 from bot.slack.listeners.actions import make_action_listeners
 from bot.slack.listeners.command import make_command_listeners
+from bot.slack.listeners.home import HomeTab
+from bot.slack.listeners.home import register as register_home
+from bot.slack.reminders import make_reminder
+from bot.slack.usergroups import UserGroups
 from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
 from bot.store import Store
@@ -43,9 +48,17 @@ class Bot:
     cards: Cards
     sweeper: Sweeper
     workers: ThreadPoolExecutor
+    groups: UserGroups | None = None
 
     def start_background(self) -> None:
-        """Recover what a crash left behind, close overdue cards, then keep sweeping."""
+        """Learn the user groups' members, recover what a crash left behind, close overdue
+        cards, then keep sweeping."""
+        if self.groups is not None:
+            try:
+                self.groups.refresh(self.transfers.policy.groups)
+            except Exception:
+                # Slack away at start: the first clicks ask again; the bot still serves.
+                logger.exception("listing the user groups failed")
         recovered = self.sweeper.sweep()
         log_event(
             logger, "bot.started", executor=self.transfers.executor_id, cards_replaced=recovered
@@ -87,13 +100,6 @@ def build_bot(
         session=session,
         observer=call_observer,
     )
-    transfers = Transfers(
-        store=store,
-        client=client,
-        policy=Policy.from_settings(settings),
-        ttl_seconds=settings.confirmation_ttl_seconds,
-        api_timeout_seconds=settings.smspartner_timeout_seconds,
-    )
     # One SSLContext and kept-alive connections for every Slack call; never a re-send by
     # itself (slack_sdk's default retry re-posted a card whose first post had gone through).
     web_client = slack_web_client(
@@ -101,7 +107,17 @@ def build_bot(
         base_url=settings.slack_api_url,
         timeout=SLACK_TIMEOUT_SECONDS,
     )
-    cards = Cards(client=web_client, store=store)
+    groups = UserGroups(web_client)
+    policy = Policy.from_settings(settings, members_of=groups.members)
+    transfers = Transfers(
+        store=store,
+        client=client,
+        policy=policy,
+        ttl_seconds=settings.confirmation_ttl_seconds,
+        api_timeout_seconds=settings.smspartner_timeout_seconds,
+        daily_limit=settings.credit_daily_limit,
+    )
+    cards = Cards(client=web_client, store=store, can_approve=policy.can_approve())
     workers = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="credit-worker")
     app = App(
         client=web_client,
@@ -110,13 +126,26 @@ def build_bot(
         process_before_response=True,
         listener_executor=workers,
     )
-    register_listeners(app, transfers=transfers, cards=cards, settings=settings, workers=workers)
+    home = HomeTab(client=web_client, store=store, policy=policy, main_account=client.main_account)
+    register_listeners(
+        app,
+        transfers=transfers,
+        cards=cards,
+        settings=settings,
+        workers=workers,
+        # The ack never waits on Slack: group members from the cache only.
+        ack_policy=dataclasses.replace(policy, members_of=groups.known_members),
+        home=home,
+    )
+    register_home(app, home=home, workers=workers)
     sweeper = Sweeper(
         transfers=transfers,
         show_card=lambda request: cards.show(request, redraw=True),
         close_unposted=cards.close_unposted,
         interval_seconds=settings.sweep_interval_seconds,
         unposted_after_seconds=UNPOSTED_CARD_SECONDS,
+        remind=make_reminder(web_client, policy.can_approve()),
+        remind_after_seconds=settings.credit_remind_after_seconds,
     )
     return Bot(
         settings=settings,
@@ -126,11 +155,19 @@ def build_bot(
         cards=cards,
         sweeper=sweeper,
         workers=workers,
+        groups=groups,
     )
 
 
 def register_listeners(
-    app: App, *, transfers: Transfers, cards: Cards, settings: Settings, workers: Executor
+    app: App,
+    *,
+    transfers: Transfers,
+    cards: Cards,
+    settings: Settings,
+    workers: Executor,
+    ack_policy: Policy | None = None,
+    home: HomeTab | None = None,
 ) -> None:
     """Every Slack entry point, in one place.
 
@@ -139,9 +176,15 @@ def register_listeners(
     the ack path first (0.15 ms a command, 0.44 ms a click with its message: measured in
     bench/), which doubled our ack latency under load."""
     ack_command, open_request = make_command_listeners(
-        transfers=transfers, cards=cards, max_amount=settings.credit_max_amount
+        transfers=transfers,
+        cards=cards,
+        max_amount=settings.credit_max_amount,
+        require_reason=settings.credit_require_reason,
+        ack_policy=ack_policy,
     )
-    ack_click, confirm, cancel = make_action_listeners(transfers=transfers, cards=cards)
+    ack_click, confirm, cancel = make_action_listeners(
+        transfers=transfers, cards=cards, refresh_home=home.publish if home else None
+    )
 
     @app.command(COMMAND)
     def on_command(ack: Any, command: dict[str, Any]) -> None:

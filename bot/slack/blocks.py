@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.domain import Action, CreditRequest, Status
 from bot.flow.commands import USAGE
+from bot.flow.policy import CanApprove
 
 CONFIRM_ACTION_ID = "credit_confirm"
 CANCEL_ACTION_ID = "credit_cancel"
@@ -24,6 +25,7 @@ Block = dict[str, Any]
 Message = dict[str, Any]  # {"text": fallback, "blocks": [...]}
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}", re.ASCII)
+_GROUP_ID = re.compile(r"S[A-Z0-9]{2,30}", re.ASCII)
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -83,21 +85,24 @@ def _footer(request: CreditRequest) -> Block:
     }
 
 
-def build_confirmation(request: CreditRequest) -> Message:
+def build_confirmation(request: CreditRequest, *, can_approve: CanApprove | None = None) -> Message:
     """The card posted in the channel: what is asked, by whom, until when, and two buttons.
 
     Top to bottom: the headline, the reason, the facts (amount, sub-account, balances, who,
-    until when), who can approve and how far the approval is, the buttons, the request id."""
+    until when), who can approve and how far the approval is, the buttons, the request id.
+    `can_approve` (the policy's) names the approvers; without it the line is left out."""
     what = _describe(request)
     blocks = [
         _headline(request),
         *_reason_blocks(request),
         _request_fields(request),
-        *_approval_context(request),
+        *_approval_context(request, can_approve),
         _buttons(request),
         _footer(request),
     ]
-    return {"text": f"Credit request: {what}. Waiting for approval.", "blocks": blocks}
+    # The mentions are in the fallback text too, so every client notifies the approvers.
+    who = f" Can approve: {approvers_line(request, can_approve)}." if can_approve else ""
+    return {"text": f"Credit request: {what}. Waiting for approval.{who}", "blocks": blocks}
 
 
 def _headline(request: CreditRequest) -> Block:
@@ -108,7 +113,15 @@ def _headline(request: CreditRequest) -> Block:
 
 def _reason_blocks(request: CreditRequest) -> list[Block]:
     """Why the money moves, when the requester said so."""
-    return []
+    if not request.reason:
+        return []
+    return [_section(f"*Reason*\n{quote_text(request.reason)}")]
+
+
+def quote_text(text: str) -> str:
+    """User text as an mrkdwn quote, escaped: each line quoted, so a line break typed in
+    it neither ends the quote nor lets the rest read as our own formatting."""
+    return "\n".join(f"&gt; {escape_mrkdwn(line)}" for line in text.splitlines() or [""])
 
 
 def _request_fields(request: CreditRequest) -> Block:
@@ -120,9 +133,45 @@ def _request_fields(request: CreditRequest) -> Block:
     )
 
 
-def _approval_context(request: CreditRequest) -> list[Block]:
+def _approval_context(request: CreditRequest, can_approve: CanApprove | None) -> list[Block]:
     """Who can approve, and how many approvals the request still needs."""
-    return []
+    lines = []
+    if can_approve is not None:
+        lines.append(f"Can approve: {approvers_line(request, can_approve)}")
+    if request.approvals_needed >= 2:
+        if request.first_approver_id is None:
+            lines.append("Needs 2 approvals, from two different approvers.")
+        else:
+            lines.append(
+                f"Approved by {mention(request.first_approver_id)} (1 of 2), "
+                "waiting for a second approver."
+            )
+    if not lines:
+        return []
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": line} for line in lines]}]
+
+
+def approvers_line(request: CreditRequest, can_approve: CanApprove) -> str:
+    """The approvers as mentions (users, and groups as groups) so Slack notifies them;
+    the requester when no approvers are configured."""
+    if can_approve.requester_only:
+        return mention(request.requester_id)
+    people = [mention(user_id) for user_id in can_approve.user_ids]
+    groups = [group_mention(group_id) for group_id in can_approve.group_ids]
+    return ", ".join(people + groups)
+
+
+def group_mention(group_id: str) -> str:
+    if _GROUP_ID.fullmatch(group_id):
+        return f"<!subteam^{group_id}>"
+    return escape_mrkdwn(group_id)
+
+
+def approved_by(request: CreditRequest) -> str:
+    """Who approved: both approvers of a request that needed two."""
+    if request.first_approver_id and request.first_approver_id != request.approver_id:
+        return f"{mention(request.first_approver_id)}, {mention(request.approver_id)}"
+    return mention(request.approver_id)
 
 
 def _buttons(request: CreditRequest) -> Block:
@@ -164,9 +213,9 @@ def _buttons(request: CreditRequest) -> Block:
 def build_in_progress(request: CreditRequest) -> Message:
     text = (
         f":hourglass_flowing_sand: Sending to SMS Partner: {_describe(request)}. "
-        f"Approved by {mention(request.approver_id)}."
+        f"Approved by {approved_by(request)}."
     )
-    return {"text": text, "blocks": [_section(text), _footer(request)]}
+    return {"text": text, "blocks": [_section(text), *_reason_blocks(request), _footer(request)]}
 
 
 def build_outcome(request: CreditRequest) -> Message:
@@ -175,7 +224,10 @@ def build_outcome(request: CreditRequest) -> Message:
     if builder is None:
         raise ValueError(f"request {request.id} has not ended (status {request.status})")
     text, extra = builder(request)
-    return {"text": text, "blocks": [_section(text), *extra, _footer(request)]}
+    return {
+        "text": text,
+        "blocks": [_section(text), *_reason_blocks(request), *extra, _footer(request)],
+    }
 
 
 def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
@@ -186,7 +238,7 @@ def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
     text = f":white_check_mark: {verb} *{amount}* {where} sub-account {token}."
     fields = _fields(
         ("Requested by", mention(request.requester_id)),
-        ("Approved by", mention(request.approver_id)),
+        ("Approved by", approved_by(request)),
         ("Sub-account balance", format_balance(request.subaccount_balance, request.currency)),
         ("Main account balance", format_balance(request.main_balance, request.currency)),
     )
@@ -196,7 +248,7 @@ def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
 def _people(request: CreditRequest) -> Block:
     return _fields(
         ("Requested by", mention(request.requester_id)),
-        ("Approved by", mention(request.approver_id)),
+        ("Approved by", approved_by(request)),
     )
 
 
@@ -246,10 +298,10 @@ _OUTCOMES = {
 }
 
 
-def build_card(request: CreditRequest) -> Message:
+def build_card(request: CreditRequest, *, can_approve: CanApprove | None = None) -> Message:
     """Whatever the card should show now for this request."""
     if request.status is Status.PENDING:
-        return build_confirmation(request)
+        return build_confirmation(request, can_approve=can_approve)
     if request.status is Status.EXECUTING:
         return build_in_progress(request)
     return build_outcome(request)

@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import CreditRequest, Status
+from bot.flow.policy import CanApprove
 from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
@@ -57,9 +58,13 @@ UPDATE_THREADS = 8
 
 
 class Cards:
-    def __init__(self, *, client: WebClient, store: Store) -> None:
+    def __init__(
+        self, *, client: WebClient, store: Store, can_approve: CanApprove | None = None
+    ) -> None:
         self.client = client
         self.store = store
+        # Who the cards name on their "Can approve" line (the policy's).
+        self.can_approve = can_approve
         self._guard = threading.Lock()
         self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
         self._shown: dict[str, Status] = {}
@@ -74,7 +79,9 @@ class Cards:
         other error when Slack's answer never came (the card may or may not exist). A
         database away when the ts is stored raises nothing: the card is up, clicks carry
         its ts, and if the database stays away the sweep closes it as never posted."""
-        response = self.client.chat_postMessage(channel=request.channel_id, **build_card(request))
+        response = self.client.chat_postMessage(
+            channel=request.channel_id, **build_card(request, can_approve=self.can_approve)
+        )
         ts = str(response["ts"])
         try:
             self.store.attach_card(request_id=request.id, message_ts=ts)
@@ -140,7 +147,7 @@ class Cards:
     def _replace(
         self, request: CreditRequest, *, message_ts: str | None, fallback_url: str | None
     ) -> bool:
-        message = build_card(request)
+        message = build_card(request, can_approve=self.can_approve)
         ts = request.message_ts or message_ts
         try:
             if ts:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Interval, bindparam, func, insert, select, update
+from sqlalchemy import Engine, Interval, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +25,9 @@ from bot.store.engine import create_store_engine
 
 _requests = schema.credit_requests
 _events = schema.credit_request_events
+_approvals = schema.credit_request_approvals
+# The daily limit's window.
+DAY_SECONDS = 24 * 60 * 60.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class Store:
         ttl_seconds: float,
         trigger_id: str | None = None,
         now: dt.datetime | None = None,
+        reason: str | None = None,
+        approvals_needed: int = 1,
     ) -> CreditRequest:
         """Store a new pending request. Raises DuplicateCommandError when `trigger_id`
         already opened one (a replay, a redelivery): the UNIQUE constraint decides, so two
@@ -108,6 +113,8 @@ class Store:
             created_at=now,
             expires_at=now + dt.timedelta(seconds=ttl_seconds),
             trigger_id=trigger_id,
+            reason=reason,
+            approvals_needed=approvals_needed,
         )
         try:
             self._insert(request)
@@ -135,6 +142,8 @@ class Store:
                     expires_at=request.expires_at,
                     trigger_id=request.trigger_id,
                     card_attempts=0,
+                    reason=request.reason,
+                    approvals_needed=request.approvals_needed,
                 )
             )
             self._audit(
@@ -143,6 +152,7 @@ class Store:
                 status=Status.PENDING,
                 at=request.created_at,
                 actor_id=request.requester_id,
+                detail=request.reason,
             )
 
     def _by_trigger(self, trigger_id: str) -> CreditRequest | None:
@@ -193,26 +203,216 @@ class Store:
     # -- transitions: each one a claim, checked by row count ----------------------------
 
     def claim(
-        self, *, request_id: str, approver_id: str, executor: str, now: dt.datetime | None = None
+        self,
+        *,
+        request_id: str,
+        approver_id: str,
+        executor: str,
+        now: dt.datetime | None = None,
+        daily_limit: Decimal | None = None,
     ) -> CreditRequest | None:
         """pending -> executing, for exactly one caller, and only before expiry.
+
+        A request needing two approvals is claimed only by an approver other than the one
+        `approve_first` recorded. With `daily_limit`, an `add` that would take its
+        sub-account's last 24 hours above it goes pending -> failed instead, nothing sent:
+        checked in the claim's own transaction under a per-sub-account lock (PostgreSQL's
+        advisory lock; SQLite's BEGIN IMMEDIATE serialises writers), so two claims racing
+        on two replicas cannot both pass it.
 
         On PostgreSQL the claim time is the server's clock, the one recovery compares it
         with: replicas' own clocks may disagree by any amount."""
         now = now or utcnow()
-        return self._transition(
-            request_id,
-            frm=(Status.PENDING,),
-            to=Status.EXECUTING,
-            now=now,
-            actor_id=approver_id,
-            extra_where=_requests.c.expires_at > now,
-            values={
-                "approver_id": approver_id,
-                "executing_at": self._db_now(now),
-                "executor": executor,
-            },
+        with self.engine.begin() as conn:
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).first()
+            if row is None:
+                return None
+            request = _to_request(row._mapping)
+            if daily_limit is not None and request.action is Action.ADD:
+                refusal = self._over_daily_limit(conn, request, daily_limit)
+                if refusal is not None:
+                    return self._transition_in(
+                        conn,
+                        request_id,
+                        frm=(Status.PENDING,),
+                        to=Status.FAILED,
+                        now=now,
+                        actor_id=approver_id,
+                        detail=refusal,
+                        extra_where=_requests.c.expires_at > now,
+                        values={
+                            "approver_id": approver_id,
+                            "error_message": refusal,
+                            "finished_at": now,
+                        },
+                    )
+            second = request.first_approver_id
+            claimed = self._transition_in(
+                conn,
+                request_id,
+                frm=(Status.PENDING,),
+                to=Status.EXECUTING,
+                now=now,
+                actor_id=approver_id,
+                detail=None if second is None else f"second approval; first by {second}",
+                # Two approvals: only a second, different approver may claim.
+                extra_where=(_requests.c.expires_at > now)
+                & (
+                    (_requests.c.approvals_needed < 2)
+                    | (
+                        _requests.c.first_approver_id.is_not(None)
+                        & (_requests.c.first_approver_id != approver_id)
+                    )
+                ),
+                values={
+                    "approver_id": approver_id,
+                    "executing_at": self._db_now(now),
+                    "executor": executor,
+                },
+            )
+            if claimed is not None:
+                conn.execute(
+                    insert(_approvals).values(
+                        request_id=request_id, approver_id=approver_id, approved_at=now
+                    )
+                )
+        return claimed
+
+    def approve_first(
+        self, *, request_id: str, approver_id: str, now: dt.datetime | None = None
+    ) -> CreditRequest | None:
+        """Record the first of two approvals; None if another approver was first (or the
+        request moved on). One conditional UPDATE: of two approvers clicking at once,
+        exactly one is first."""
+        now = now or utcnow()
+        statement = (
+            update(_requests)
+            .where(
+                _requests.c.id == request_id,
+                _requests.c.status == Status.PENDING.value,
+                _requests.c.approvals_needed >= 2,
+                _requests.c.first_approver_id.is_(None),
+                _requests.c.expires_at > now,
+            )
+            .values(first_approver_id=approver_id, first_approved_at=now)
         )
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                return None
+            conn.execute(
+                insert(_approvals).values(
+                    request_id=request_id, approver_id=approver_id, approved_at=now
+                )
+            )
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).one()
+        return _to_request(row._mapping)
+
+    def approvals(self, request_id: str) -> list[tuple[str, dt.datetime]]:
+        """Who approved the request and when, first approval first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_approvals.c.approver_id, _approvals.c.approved_at)
+                .where(_approvals.c.request_id == request_id)
+                .order_by(_approvals.c.approved_at)
+            ).all()
+        return [(r.approver_id, r.approved_at) for r in rows]
+
+    def added_in_last_day(self, subaccount_token: str) -> Decimal:
+        """Euros added to the sub-account in the last 24 hours (executing, succeeded or
+        unknown), by the database's clock: for the daily limit at the command."""
+        with self.engine.connect() as conn:
+            return self._added_since(conn, subaccount_token, exclude=None)
+
+    def _over_daily_limit(
+        self, conn: Connection, request: CreditRequest, daily_limit: Decimal
+    ) -> str | None:
+        """Why `request` would break the daily limit, or None. Takes the sub-account's lock."""
+        if conn.dialect.name == "postgresql":
+            # Held to the end of the claim's transaction: the next claim for this
+            # sub-account counts this one.
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(4242002, hashtext(:token))"),
+                {"token": request.subaccount_token},
+            )
+        left = daily_limit - self._added_since(conn, request.subaccount_token, exclude=request.id)
+        if request.amount <= left:
+            return None
+        return (
+            f"Daily limit reached: {max(left, Decimal(0)):.2f} {request.currency} of the "
+            f"{daily_limit:.2f} {request.currency} daily limit is left for this sub-account. "
+            "Nothing was sent."
+        )
+
+    def _added_since(
+        self, conn: Connection, subaccount_token: str, *, exclude: str | None
+    ) -> Decimal:
+        query = select(_requests.c.amount).where(
+            _requests.c.subaccount_token == subaccount_token,
+            _requests.c.action == Action.ADD.value,
+            _requests.c.status.in_(
+                [Status.EXECUTING.value, Status.SUCCEEDED.value, Status.UNKNOWN.value]
+            ),
+            _requests.c.executing_at >= self._db_ago(DAY_SECONDS),
+        )
+        if exclude is not None:
+            query = query.where(_requests.c.id != exclude)
+        return sum(conn.execute(query).scalars(), Decimal(0))
+
+    # -- reminders and the Home tab -------------------------------------------------
+
+    def due_reminders(self, *, older_than_seconds: float, limit: int = 100) -> list[str]:
+        """Pending requests with a posted card, opened more than `older_than_seconds` ago
+        (by the database's clock) and not reminded yet."""
+        return self._ids(
+            (_requests.c.status == Status.PENDING.value)
+            & _requests.c.message_ts.is_not(None)
+            & _requests.c.reminded_at.is_(None)
+            & (_requests.c.created_at < self._db_ago(older_than_seconds)),
+            limit,
+        )
+
+    def claim_reminder(
+        self, *, request_id: str, now: dt.datetime | None = None
+    ) -> CreditRequest | None:
+        """Take the one reminder of a pending request; None if a replica took it first."""
+        now = now or utcnow()
+        statement = (
+            update(_requests)
+            .where(
+                _requests.c.id == request_id,
+                _requests.c.status == Status.PENDING.value,
+                _requests.c.reminded_at.is_(None),
+            )
+            .values(reminded_at=now)
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                return None
+            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).one()
+        return _to_request(row._mapping)
+
+    def pending(self, *, limit: int = 50, now: dt.datetime | None = None) -> list[CreditRequest]:
+        """Requests still waiting for approval and in time, oldest first."""
+        now = now or utcnow()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_requests)
+                .where(_requests.c.status == Status.PENDING.value, _requests.c.expires_at > now)
+                .order_by(_requests.c.created_at)
+                .limit(limit)
+            ).all()
+        return [_to_request(r._mapping) for r in rows]
+
+    def requested_by(self, requester_id: str, *, limit: int = 10) -> list[CreditRequest]:
+        """One person's latest requests, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_requests)
+                .where(_requests.c.requester_id == requester_id)
+                .order_by(_requests.c.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [_to_request(r._mapping) for r in rows]
 
     def _db_now(self, now: dt.datetime) -> Any:
         """The database's clock where replicas may run on other hosts; else `now`.
@@ -471,6 +671,33 @@ class Store:
         detail: str | None = None,
     ) -> CreditRequest | None:
         """Move one request from one of `frm` to `to`; None if another caller got there first."""
+        with self.engine.begin() as conn:
+            return self._transition_in(
+                conn,
+                request_id,
+                frm=frm,
+                to=to,
+                now=now,
+                actor_id=actor_id,
+                values=values,
+                extra_where=extra_where,
+                detail=detail,
+            )
+
+    def _transition_in(
+        self,
+        conn: Connection,
+        request_id: str,
+        *,
+        frm: tuple[Status, ...],
+        to: Status,
+        now: dt.datetime,
+        actor_id: str | None,
+        values: Mapping[str, Any],
+        extra_where: Any = None,
+        detail: str | None = None,
+    ) -> CreditRequest | None:
+        """`_transition` inside the caller's transaction."""
         statement = (
             update(_requests)
             .where(
@@ -481,13 +708,12 @@ class Store:
         )
         if extra_where is not None:
             statement = statement.where(extra_where)
-        with self.engine.begin() as conn:
-            if conn.execute(statement).rowcount != 1:
-                return None
-            self._audit(
-                conn, request_id=request_id, status=to, at=now, actor_id=actor_id, detail=detail
-            )
-            row = conn.execute(select(_requests).where(_requests.c.id == request_id)).one()
+        if conn.execute(statement).rowcount != 1:
+            return None
+        self._audit(
+            conn, request_id=request_id, status=to, at=now, actor_id=actor_id, detail=detail
+        )
+        row = conn.execute(select(_requests).where(_requests.c.id == request_id)).one()
         return _to_request(row._mapping)
 
     @staticmethod

@@ -20,6 +20,9 @@ Bad days, on demand: `hold(method)` makes calls wait (unapplied) until `release(
 `refuse_for_good(ts)` makes every `chat.update` of one message answer `message_not_found`
 (`about=` picks the message by its content, before it is posted);
 `count(method, ts=...)` says how many calls a method got.
+
+User groups: `set_group(id, members)` is what `usergroups.users.list` answers (an unknown
+group answers `no_such_subteam`). `views.publish` keeps each user's Home view in `homes`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 Handler = Callable[["FakeSlack", dict[str, Any]], dict[str, Any]]
 
 # Form-encoded Web API calls carry these as JSON strings; JSON bodies carry them as objects.
-JSON_STRING_FIELDS = frozenset({"blocks", "attachments", "metadata"})
+JSON_STRING_FIELDS = frozenset({"blocks", "attachments", "metadata", "view"})
 MAX_BLOCKS = 50
 FIRST_TS_MICROS = 1_700_000_000_000_000
 TS_STEP_MICROS = 100
@@ -111,6 +114,19 @@ class FakeSlack:
         self._url_counter = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._groups: dict[str, list[str]] = {}
+        self._homes: dict[str, dict[str, Any]] = {}
+
+    def set_group(self, group_id: str, members: list[str]) -> None:
+        """What `usergroups.users.list` answers for `group_id` from now on."""
+        with self._changed:
+            self._groups[group_id] = list(members)
+
+    @property
+    def homes(self) -> dict[str, dict[str, Any]]:
+        """The Home view last published for each user id."""
+        with self._changed:
+            return copy.deepcopy(self._homes)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -274,6 +290,7 @@ class FakeSlack:
             self._messages.clear()
             self._failures.clear()
             self._response_urls.clear()
+            self._homes.clear()
 
     def _summary(self) -> str:
         calls = ", ".join(
@@ -418,6 +435,23 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         return {"ok": True, "channel": channel, "ts": ts}
 
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self._groups.get(str(args.get("usergroup") or ""))
+        if members is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(members)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id, view = args.get("user_id"), args.get("view")
+        if not user_id:
+            return {"ok": False, "error": "user_not_found"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        self._homes[str(user_id)] = view
+        return {"ok": True, "view": {"id": f"V{user_id}", **view}}
+
     def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.socket_mode_url is None:
             return {"ok": False, "error": "not_allowed_token_type"}
@@ -431,6 +465,8 @@ _METHODS: dict[str, Handler] = {
     "chat.postEphemeral": FakeSlack._chat_post_ephemeral,
     "chat.delete": FakeSlack._chat_delete,
     "apps.connections.open": FakeSlack._apps_connections_open,
+    "usergroups.users.list": FakeSlack._usergroups_users_list,
+    "views.publish": FakeSlack._views_publish,
 }
 
 

@@ -25,10 +25,14 @@ class Click:
     """The facts of a click that Slack signed: who, where, on which request."""
 
     user_id: str
-    channel_id: str
+    channel_id: str | None  # None: clicked in the Home tab, which has no channel
     request_id: str
     message_ts: str | None
     response_url: str | None
+
+    @property
+    def from_home(self) -> bool:
+        return self.channel_id is None
 
 
 def read_click(body: Any) -> Click | None:
@@ -36,7 +40,10 @@ def read_click(body: Any) -> Click | None:
     if not isinstance(body, dict):
         return None
     user = body.get("user")
-    channel = body.get("channel") or body.get("container")
+    container = body.get("container")
+    # The Home tab's buttons sit in a view: no channel; the request's own is used.
+    from_home = isinstance(container, dict) and container.get("type") == "view"
+    channel = {} if from_home else body.get("channel") or container
     actions = body.get("actions")
     if not (isinstance(user, dict) and isinstance(channel, dict) and isinstance(actions, list)):
         return None
@@ -46,17 +53,16 @@ def read_click(body: Any) -> Click | None:
     channel_id = channel.get("id") or channel.get("channel_id")
     value = actions[0].get("value")
     response_url = body.get("response_url")
-    container = body.get("container")
     message_ts = container.get("message_ts") if isinstance(container, dict) else None
     if not (isinstance(user_id, str) and _SLACK_ID.fullmatch(user_id)):
         return None
-    if not (isinstance(channel_id, str) and _SLACK_ID.fullmatch(channel_id)):
+    if not from_home and not (isinstance(channel_id, str) and _SLACK_ID.fullmatch(channel_id)):
         return None
     if not (isinstance(value, str) and _REQUEST_ID.fullmatch(value)):
         return None
     return Click(
         user_id=user_id,
-        channel_id=channel_id,
+        channel_id=None if from_home else channel_id,
         request_id=value,
         message_ts=message_ts if isinstance(message_ts, str) else None,
         response_url=response_url if isinstance(response_url, str) else None,
@@ -94,8 +100,15 @@ def describe_handled(request: CreditRequest) -> str:
 
 
 def make_action_listeners(
-    *, transfers: Transfers, cards: Cards
+    *,
+    transfers: Transfers,
+    cards: Cards,
+    refresh_home: Callable[[str, str | None], object] | None = None,
 ) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+    """`refresh_home(user_id, notice)` publishes a user's Home tab again after a click made
+    in it, with `notice` (a refusal, "already handled") at its top: a view has no thread
+    or response_url to answer in."""
+
     def acknowledge(ack: Any) -> None:
         ack()
 
@@ -104,6 +117,8 @@ def make_action_listeners(
             cards.show(
                 outcome.request, message_ts=click.message_ts, fallback_url=click.response_url
             )
+            if click.from_home and refresh_home is not None:
+                refresh_home(click.user_id, None)
             return
         tell(
             click,
@@ -111,6 +126,10 @@ def make_action_listeners(
         )
 
     def tell(click: Click, text: str) -> None:
+        if click.channel_id is None:
+            if refresh_home is not None:
+                refresh_home(click.user_id, text)
+            return
         cards.tell(
             user_id=click.user_id,
             channel_id=click.channel_id,
@@ -149,6 +168,7 @@ def make_action_listeners(
                     request_id=click.request_id,
                     user_id=click.user_id,
                     channel_id=click.channel_id,
+                    from_home=click.from_home,
                 )
                 try:
                     outcome = decide(click)

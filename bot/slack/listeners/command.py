@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError
 from bot.domain import CreditRequest
 from bot.flow.commands import CreditCommand, UsageError, parse_command
 from bot.flow.policy import Policy
-from bot.flow.transfers import DATABASE_ERRORS, Transfers
+from bot.flow.transfers import CURRENCY, DATABASE_ERRORS, DailyLimitReachedError, Transfers
 from bot.logs import log_event, log_failure
-from bot.slack.blocks import Message, build_usage, escape_mrkdwn
+from bot.slack.blocks import Message, build_usage, escape_mrkdwn, format_amount
 from bot.slack.cards import Cards
 from bot.store import DuplicateCommandError, Store
 
@@ -28,13 +28,15 @@ SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
 
 
 def evaluate(
-    command: dict[str, Any], *, policy: Policy, max_amount: Decimal
+    command: dict[str, Any], *, policy: Policy, max_amount: Decimal, require_reason: bool = False
 ) -> CreditCommand | Message:
     """The request to open, or the ephemeral answer that explains why not."""
     user_id, channel_id = command.get("user_id"), command.get("channel_id")
     refusal = policy.refuse_request(user_id=str(user_id or ""), channel_id=str(channel_id or ""))
     try:
-        parsed = parse_command(str(command.get("text", "")), max_amount=max_amount)
+        parsed = parse_command(
+            str(command.get("text", "")), max_amount=max_amount, require_reason=require_reason
+        )
     except UsageError as error:
         return build_usage(escape_mrkdwn(error.message))
     if not isinstance(parsed, CreditCommand):
@@ -49,12 +51,23 @@ def evaluate(
 
 
 def make_command_listeners(
-    *, transfers: Transfers, cards: Cards, max_amount: Decimal
+    *,
+    transfers: Transfers,
+    cards: Cards,
+    max_amount: Decimal,
+    require_reason: bool = False,
+    ack_policy: Policy | None = None,
 ) -> tuple[Callable[..., bool], Callable[..., None]]:
+    """`ack_policy`: the policy as the ack may check it, with group memberships from the
+    cache only (Slack is never asked inside the 3 seconds); the worker checks again in full."""
+    quick_policy = ack_policy or transfers.policy
+
     def acknowledge(ack: Any, command: dict[str, Any]) -> bool:
         """Only in-memory work here: Slack is waiting, and the user sees errors at once.
         True when the request is to be opened."""
-        result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
+        result = evaluate(
+            command, policy=quick_policy, max_amount=max_amount, require_reason=require_reason
+        )
         if isinstance(result, CreditCommand):
             ack()
             return True
@@ -82,8 +95,12 @@ def make_command_listeners(
             )
 
     def post_request(command: dict[str, Any]) -> None:
-        result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
+        result = evaluate(
+            command, policy=transfers.policy, max_amount=max_amount, require_reason=require_reason
+        )
         if not isinstance(result, CreditCommand):
+            # Refused on the full check (a group's membership, fresh from Slack): say why.
+            _reply(cards, command, str(result["text"]))
             return
         trigger_id = command.get("trigger_id")
         try:
@@ -109,6 +126,17 @@ def make_command_listeners(
                 "This command was already received (request "
                 f"`{escape_mrkdwn(duplicate.request.id)}`): see its card in the channel. "
                 "Nothing new was requested.",
+            )
+            return
+        except DailyLimitReachedError as limit:
+            log_event(logger, "command.daily_limit", user_id=command.get("user_id"))
+            _reply(
+                cards,
+                command,
+                "Daily limit reached for this sub-account: "
+                f"{format_amount(limit.left, CURRENCY)} of the "
+                f"{format_amount(limit.limit, CURRENCY)} it may receive in 24 hours is left. "
+                "Nothing was requested.",
             )
             return
         except DATABASE_ERRORS as error:
