@@ -95,6 +95,7 @@ class DemoServer:
             subaccounts=seed.SUBACCOUNTS,
             currency=seed.CURRENCY,
         )
+        self._ready = threading.Event()
         self.page = DemoPage(
             slack=self.slack,
             smspartner=self.smspartner,
@@ -103,7 +104,7 @@ class DemoServer:
                 signing_secret=self.settings.slack_signing_secret.reveal(),
                 slack=self.slack,
             ),
-            ready=lambda: self._handler is not None,
+            ready=self._ready.is_set,
         )
         self.bot: Bot | None = None
         self._handler: SlackHttpApp | None = None
@@ -163,6 +164,8 @@ class DemoServer:
             file=sys.stdout,
             flush=True,
         )
+        # Only now: the page says "ready" once the URL is printed and the sweeps run.
+        self._ready.set()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self._stopping.is_set():
