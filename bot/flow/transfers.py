@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import Action, CreditRequest, Status
 from bot.flow.commands import CreditCommand
+from bot.flow.lookups import Seen
 from bot.flow.policy import Policy
 from bot.logs import log_event
 from bot.smspartner.client import (
@@ -149,12 +150,14 @@ class Transfers:
         channel_id: str,
         response_url: str | None,
         trigger_id: str | None = None,
+        seen: Seen | None = None,
     ) -> CreditRequest:
-        """Store the request. Raises DuplicateCommandError when this command (its
+        """Store the request, for `seen.token` (the e-mail's token) with what the card shows
+        when the sub-account was looked up. Raises DuplicateCommandError when this command (its
         trigger_id) already opened one, and a DATABASE_ERRORS error when the database is away."""
         request = self.store.create(
             action=command.action,
-            subaccount_token=command.subaccount,
+            subaccount_token=seen.token if seen else command.subaccount,
             amount=command.amount,
             currency=CURRENCY,
             requester_id=requester_id,
@@ -162,6 +165,10 @@ class Transfers:
             response_url=response_url,
             ttl_seconds=self.ttl_seconds,
             trigger_id=trigger_id,
+            subaccount_email=seen.email if seen else None,
+            main_balance_before=seen.main_balance if seen else None,
+            subaccount_balance_before=seen.subaccount_balance if seen else None,
+            balances_seen_at=seen.at if seen else None,
         )
         _log(request, "credit.requested", user_id=requester_id)
         return request

@@ -12,12 +12,23 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import CreditRequest
-from bot.flow.commands import CreditCommand, UsageError, parse_command
+from bot.flow.commands import (
+    BalanceCommand,
+    CreditCommand,
+    HelpCommand,
+    HistoryCommand,
+    UsageError,
+    parse_command,
+)
+from bot.flow.lookups import Insufficient, NotFound, Seen, look_before_card
 from bot.flow.policy import Policy
 from bot.flow.transfers import DATABASE_ERRORS, Transfers
 from bot.logs import log_event, log_failure
+from bot.slack import answers
 from bot.slack.blocks import Message, build_usage, escape_mrkdwn
 from bot.slack.cards import Cards
+from bot.slack.listeners.reads import answer_read
+from bot.smspartner.directory import SubaccountDirectory
 from bot.store import DuplicateCommandError, Store
 
 logger = logging.getLogger(__name__)
@@ -27,17 +38,19 @@ NOT_IN_CHANNEL_ERRORS = {"not_in_channel", "channel_not_found", "is_archived"}
 SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
 
 
-def evaluate(
-    command: dict[str, Any], *, policy: Policy, max_amount: Decimal
-) -> CreditCommand | Message:
-    """The request to open, or the ephemeral answer that explains why not."""
+Asked = CreditCommand | BalanceCommand | HistoryCommand
+
+
+def evaluate(command: dict[str, Any], *, policy: Policy, max_amount: Decimal) -> Asked | Message:
+    """The request to open (or the balance or history to read), or the ephemeral answer
+    that explains why not."""
     user_id, channel_id = command.get("user_id"), command.get("channel_id")
     refusal = policy.refuse_request(user_id=str(user_id or ""), channel_id=str(channel_id or ""))
     try:
         parsed = parse_command(str(command.get("text", "")), max_amount=max_amount)
     except UsageError as error:
         return build_usage(escape_mrkdwn(error.message))
-    if not isinstance(parsed, CreditCommand):
+    if isinstance(parsed, HelpCommand):
         return build_usage()
     if refusal:
         return build_usage(escape_mrkdwn(refusal))
@@ -49,14 +62,18 @@ def evaluate(
 
 
 def make_command_listeners(
-    *, transfers: Transfers, cards: Cards, max_amount: Decimal
+    *,
+    transfers: Transfers,
+    cards: Cards,
+    directory: SubaccountDirectory,
+    max_amount: Decimal,
 ) -> tuple[Callable[..., bool], Callable[..., None]]:
     def acknowledge(ack: Any, command: dict[str, Any]) -> bool:
         """Only in-memory work here: Slack is waiting, and the user sees errors at once.
         True when the request is to be opened."""
         result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
-        if isinstance(result, CreditCommand):
-            ack()
+        if isinstance(result, Asked):
+            ack()  # the answer or the card follows, after SMS Partner is asked
             return True
         else:
             log_event(
@@ -83,12 +100,19 @@ def make_command_listeners(
 
     def post_request(command: dict[str, Any]) -> None:
         result = evaluate(command, policy=transfers.policy, max_amount=max_amount)
+        if isinstance(result, BalanceCommand | HistoryCommand):
+            _answer_privately(cards, directory, transfers.store, command, result)
+            return
         if not isinstance(result, CreditCommand):
+            return
+        seen = _look(cards, directory, command, result)
+        if seen is None:
             return
         trigger_id = command.get("trigger_id")
         try:
             request = transfers.open(
                 result,
+                seen=seen,
                 requester_id=command["user_id"],
                 channel_id=command["channel_id"],
                 response_url=command.get("response_url"),
@@ -159,6 +183,59 @@ def make_command_listeners(
     return acknowledge, open_request
 
 
+def _look(
+    cards: Cards, directory: SubaccountDirectory, command: dict[str, Any], asked: CreditCommand
+) -> Seen | None:
+    """What the card shows; None when the requester was told why there is no card."""
+    sighting = look_before_card(directory, asked)
+    if isinstance(sighting, Seen):
+        return sighting
+    if isinstance(sighting, NotFound):
+        refusal = answers.build_not_found(sighting.name, sighting.close_matches)
+    elif isinstance(sighting, Insufficient):
+        refusal = answers.build_insufficient(
+            sighting.action, sighting.balance, sighting.currency, asked.amount
+        )
+    else:
+        refusal = answers.build_cannot_resolve(sighting.name)
+    log_event(
+        logger,
+        "command.refused_before_card",
+        user_id=command.get("user_id"),
+        channel_id=command.get("channel_id"),
+        reason=type(sighting).__name__,
+    )
+    _answer(cards, command, refusal)
+    return None
+
+
+def _answer_privately(
+    cards: Cards,
+    directory: SubaccountDirectory,
+    store: Store,
+    command: dict[str, Any],
+    asked: BalanceCommand | HistoryCommand,
+) -> None:
+    try:
+        message = answer_read(asked, directory=directory, store=store)
+    except DATABASE_ERRORS as error:
+        log_event(
+            logger,
+            "command.database_away",
+            level=logging.WARNING,
+            user_id=command.get("user_id"),
+            error=type(error).__name__,
+        )
+        _reply(
+            cards,
+            command,
+            "The bot cannot reach its database right now, so it cannot show the history. "
+            "Nothing moved; try again in a minute.",
+        )
+        return
+    _answer(cards, command, message)
+
+
 def _close(store: Store, request: CreditRequest, reason: str, *, slack_error: str) -> None:
     """Abandon a request whose card is not known to be up."""
     log_event(
@@ -193,4 +270,15 @@ def _reply(cards: Cards, command: dict[str, Any], text: str) -> None:
         channel_id=str(command.get("channel_id") or ""),
         response_url=response_url if isinstance(response_url, str) else None,
         text=text,
+    )
+
+
+def _answer(cards: Cards, command: dict[str, Any], message: Message) -> None:
+    """`_reply` with a whole message."""
+    response_url = command.get("response_url")
+    cards.answer(
+        user_id=str(command.get("user_id") or ""),
+        channel_id=str(command.get("channel_id") or ""),
+        response_url=response_url if isinstance(response_url, str) else None,
+        message=message,
     )
