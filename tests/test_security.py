@@ -266,10 +266,12 @@ def test_request_ids_show_no_pattern() -> None:
     assert len({b - a for a, b in pairs}) == len(pairs)  # no constant step
 
 
-def test_cards_carry_ids_of_the_same_shape(slack: FakeSlack, sender: SlackSender) -> None:
+def test_cards_carry_ids_of_the_same_shape(
+    slack: FakeSlack, sender: SlackSender, _fresh_tokens: Iterator[str]
+) -> None:
     """The ids the running app puts on its buttons are such 128-bit ids, all different."""
     for _ in range(3):
-        _open(sender, slack, f"sec-{secrets.token_hex(4)}")
+        _open(sender, slack, next(_fresh_tokens))
     ids = [_request_id(c.args) for c in slack.calls_to("chat.postMessage")]
     assert len(ids) >= 3
     assert all(REQUEST_ID.fullmatch(i) for i in ids)
