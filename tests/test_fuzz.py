@@ -375,8 +375,10 @@ def _send_command(h: Harness, fields: dict[str, str], kind: str) -> None:
         # sub-account, too little money, a balance or a history), through the response_url
         # or, without one, chat.postEphemeral: wait for any of them.
         h.slack.wait_for(
-            lambda fake: len(fake.calls_to("chat.postMessage")) > cards
-            or len(fake.responses) + len(fake.calls_to("chat.postEphemeral")) > answers
+            lambda fake: (
+                len(fake.calls_to("chat.postMessage")) > cards
+                or len(fake.responses) + len(fake.calls_to("chat.postEphemeral")) > answers
+            )
         )
     assert h.smspartner.transfers == []
     assert h.errors_logged_since(start) == []
