@@ -21,6 +21,7 @@ COLUMNS = (
     "subaccount",
     "requester",
     "approver_or_canceller",
+    "resolver",
     "subaccount_balance",
     "main_balance",
     "error",
@@ -46,6 +47,7 @@ def request_row(request: CreditRequest) -> str:
         request.subaccount_token,
         request.requester_id,
         request.handled_by,
+        request.resolver_id,  # who settled an unknown outcome by hand
         request.subaccount_balance,
         request.main_balance,
         request.error_message,

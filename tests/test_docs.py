@@ -47,10 +47,20 @@ def test_manifest_declares_the_command_and_every_action() -> None:
     assert commands == _registered("command") == {"/credit"}
     text = (ROOT / "manifest.yml").read_text()
     actions = _registered("action")
-    assert actions >= {"credit_confirm", "credit_cancel"}
-    for action_id in actions:
-        # Buttons need only interactivity in a manifest; the comment there names them.
+    assert actions == {
+        "credit_confirm",
+        "credit_cancel",
+        "credit_check_balance",
+        "credit_resolve_done",
+        "credit_resolve_not_done",
+    }
+    for action_id in ("credit_confirm", "credit_cancel"):
+        # Buttons need only interactivity in a manifest; the comment there names the card's.
         assert action_id in text
+    readme = (ROOT / "README.md").read_text()
+    for action_id in actions - {"credit_confirm", "credit_cancel"}:
+        # The unknown card's buttons are explained in the README.
+        assert f"`{action_id}`" in readme
     settings = manifest["settings"]
     assert settings["interactivity"]["is_enabled"] is True  # type: ignore[index]
     assert settings["socket_mode_enabled"] is True  # type: ignore[index]

@@ -57,6 +57,9 @@ BAD_INPUTS = [
     "add sub-1 ١٠",
 ]
 
+# More than the tests of this module use, each its own.
+TOKEN_POOL = 80
+
 
 @pytest.fixture(scope="module")
 def slack() -> Iterator[FakeSlack]:
@@ -76,7 +79,9 @@ def database_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path) -> Iterator[AppProcess]:
+def app(
+    slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path, _fresh_tokens: Iterator[str]
+) -> Iterator[AppProcess]:
     env = app_env(slack=slack, smspartner=smspartner, database_url=f"sqlite:///{database_file}")
     process = AppProcess(env=env, workdir=database_file.parent).start()
     yield process
@@ -100,12 +105,20 @@ def store(database_file: Path) -> Iterator[Store]:
     store.close()
 
 
+@pytest.fixture(scope="module")
+def _fresh_tokens(smspartner: FakeSMSPartner) -> Iterator[str]:
+    """Sub-accounts made before the app first reads SMS Partner's list: the directory reads
+    it again at most every few seconds, so one made between two tests could be refused."""
+    names = [f"sub-{secrets.token_hex(4)}" for _ in range(TOKEN_POOL)]
+    for name in names:
+        smspartner.add_subaccount(name, Decimal("100.000"))
+    return iter(names)
+
+
 @pytest.fixture
-def token(smspartner: FakeSMSPartner) -> str:
-    """A fresh sub-account with 100 EUR on it."""
-    name = f"sub-{secrets.token_hex(4)}"
-    smspartner.add_subaccount(name, Decimal("100.000"))
-    return name
+def token(_fresh_tokens: Iterator[str]) -> str:
+    """A fresh sub-account with 100 EUR on it, used by this test only."""
+    return next(_fresh_tokens)
 
 
 def _buttons_left(message: dict[str, Any]) -> list[str]:
@@ -139,7 +152,7 @@ def test_add_moves_credit_after_approval(
         assert fact in shown
     assert _buttons_left(done) == []
 
-    calls = smspartner.wait_for_requests(1)
+    calls = smspartner.wait_for_transfers(1)
     assert len(calls) == 1
     assert calls[0].path == "/v1/subaccount/credit/add"
     assert calls[0].json == {"apiKey": API_KEY, "credit": "10.50", "tokenSubaccount": token}
@@ -156,7 +169,7 @@ def test_remove_moves_credit_back(
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
     shown = json.dumps(card_now(slack, token, "Removed"))
     assert "75.000 EUR" in shown and "25.00 EUR" in shown
-    assert smspartner.wait_for_requests(1)[0].path == "/v1/subaccount/credit/remove"
+    assert smspartner.wait_for_transfers(1)[0].path == "/v1/subaccount/credit/remove"
 
 
 @pytest.mark.parametrize(
@@ -218,7 +231,7 @@ def test_cancel_by_approver_then_confirm_is_already_handled(
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=late_url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, "late-confirm")))
     assert "<@UAPP> already cancelled this request" in ephemeral_to(slack, "late-confirm")[0]
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
 
 
 @pytest.mark.parametrize(
@@ -247,7 +260,7 @@ def test_refused_clicks_change_nothing(
     assert reason in ephemeral_to(slack, f"refused-{token}")[0]
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.PENDING
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
     assert not any(token in json.dumps(c.args) for c in slack.calls_to("chat.update"))
 
 
@@ -287,7 +300,7 @@ def test_twenty_concurrent_confirms_send_once(
     card_now(slack, token, "Added")
     slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == 19)
     assert all("already" in text for text in ephemeral_to(slack, f"race-{token}"))
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.SUCCEEDED
 
@@ -305,7 +318,7 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert "Usage" in body["text"] and ":warning:" in body["text"]
     assert "<!channel>" not in response.text
     assert len(slack.calls_to("chat.postMessage")) == posts_before
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
 
 
 @pytest.mark.parametrize("text", ["", "help", "HELP"])
@@ -334,7 +347,7 @@ def test_click_is_acknowledged_before_the_api_answers(
     smspartner.hang = True
     click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     assert click.status_code == 200
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     card_now(slack, token, "Sending to SMS Partner")  # in progress, no buttons
     smspartner.release()
 
@@ -349,7 +362,7 @@ def test_timeout_ends_unknown_and_is_not_resent(
     shown = json.dumps(card_now(slack, token, "Outcome unknown"))
     assert "may or may not have happened" in shown
     smspartner.release()
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.UNKNOWN
     # Clicking again does not re-send: it is already handled.
@@ -357,7 +370,7 @@ def test_timeout_ends_unknown_and_is_not_resent(
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"again-{token}")))
     assert "its outcome is unknown" in ephemeral_to(slack, f"again-{token}")[0]
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
 
 
 @pytest.mark.parametrize("switch", ["http_500", "garbage_body"])
@@ -402,7 +415,7 @@ def test_click_from_another_channel_is_refused(
     )
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"elsewhere-{token}")))
     assert "does not exist in this channel" in ephemeral_to(slack, f"elsewhere-{token}")[0]
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
 
 
 def test_no_secret_reaches_slack_or_the_logs(app: AppProcess, slack: FakeSlack) -> None:

@@ -110,10 +110,10 @@ def test_without_approvers_the_requester_confirms(
         response_url=slack.response_url(f"other-{token}"),
     )
     assert "Only the person who asked" in _ephemeral(slack, f"other-{token}")
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UREQ")
     _card_shows(slack, token, "Added")
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_click_after_expiry_closes_the_card_and_sends_nothing(
         stored = store.get(request_id)
         assert stored is not None and stored.status is Status.EXPIRED
         store.close()
-        assert smspartner.requests == []
+        assert smspartner.transfers == []
         url = slack.response_url(f"late-{token}")
         sender.click(CANCEL_ACTION_ID, request_id, user_id="UREQ", response_url=url)
         assert "expired" in _ephemeral(slack, f"late-{token}")
@@ -213,6 +213,6 @@ def test_pending_request_survives_a_restart(
     try:
         second.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
         _card_shows(slack, token, "Removed")
-        assert len(smspartner.requests) == 1
+        assert len(smspartner.transfers) == 1
     finally:
         second.stop()

@@ -167,12 +167,12 @@ def test_transfer_is_sent_while_the_sending_update_hangs_and_the_card_ends_on_th
     request_id = open_request(sender, slack, f"add {token} 7")
     slack.hold("chat.update")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)  # the old code waited on the update before sending
+    smspartner.wait_for_transfers(1)  # the old code waited on the update before sending
     slack.release("chat.update")
     card = card_now(slack, token, "Added")
     assert "Sending" not in json.dumps(card)
     _wait_for(lambda: _stored(sqlite_url, request_id).status is Status.SUCCEEDED)
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     updates = [c.args for c in slack.calls_to("chat.update") if token in json.dumps(c.args)]
     assert "Sending" in json.dumps(updates[0]) and "Added" in json.dumps(updates[-1])
 
@@ -223,7 +223,7 @@ def test_answer_in_hand_is_shown_logged_and_recorded_once_the_database_is_back(
     request_id = open_request(sender, slack, f"add {token} 9")
     smspartner.hang = True
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     proxy.cut()
     smspartner.hang = False
     smspartner.release()
@@ -235,7 +235,7 @@ def test_answer_in_hand_is_shown_logged_and_recorded_once_the_database_is_back(
     proxy.restore()
     _wait_for(lambda: _stored(postgres_url, request_id).status is Status.SUCCEEDED, timeout=15)
     assert _stored(postgres_url, request_id).subaccount_balance == Decimal("109.000")
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
 
 
 def test_command_and_click_are_answered_while_the_database_is_away(
@@ -261,7 +261,7 @@ def test_command_and_click_are_answered_while_the_database_is_away(
     )
     assert "nothing moved" in ephemeral_to(slack, "command-away")[0]
     assert "nothing was sent" in ephemeral_to(slack, "click-away")[0]
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
     proxy.restore()
 
 
@@ -316,5 +316,5 @@ def test_card_post_timed_out_is_closed_through_the_response_url(
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=click_url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, "dead-button")))
     assert "already closed" in ephemeral_to(slack, "dead-button")[0]
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
     assert slack.count("chat.postMessage") == 1

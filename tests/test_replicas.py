@@ -189,13 +189,13 @@ def test_forty_confirms_across_two_replicas_send_once(
     slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == CLICKS - 1)
     answers = ephemeral_to(slack, f"race-{token}")
     assert all("already" in answer for answer in answers)
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     assert len(_updates_about(slack, token, "Added")) == 1
     stored = _stored(postgres_url, request_id)
     assert stored.status is Status.SUCCEEDED
     print(
         f"\n[replicas] clicks sent: {CLICKS} over 2 replicas; SMS Partner calls seen: "
-        f"{len(smspartner.requests)}; 'already' answers: {len(answers)}; "
+        f"{len(smspartner.transfers)}; 'already' answers: {len(answers)}; "
         f"HTTP 200 answers: {statuses.count(200)}"
     )
 
@@ -255,7 +255,7 @@ def test_crashed_transfer_becomes_unknown_after_restart(
     request_id = open_request(crashed.sender(slack), slack, f"add {token} 12")
     smspartner.hang = True
     crashed.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     card_now(slack, token, "Sending to SMS Partner")
     assert crashed.kill() == -signal.SIGKILL
     assert _stored(database_url, request_id).status is Status.EXECUTING
@@ -270,7 +270,7 @@ def test_crashed_transfer_becomes_unknown_after_restart(
     stored = _stored(database_url, request_id)
     assert stored.status is Status.UNKNOWN
     smspartner.release()
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     backend = database_url.split(":", 1)[0]
     print(f"\n[recovery] {backend}: restart to 'Outcome unknown' card: {recovered_in:.2f} s")
 
@@ -287,7 +287,7 @@ def test_live_replica_transfer_is_not_taken_for_crashed(
     request_id = open_request(busy.sender(slack), slack, f"add {token} 9")
     smspartner.hang = True
     busy.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     _wait_for_status(postgres_url, request_id, Status.EXECUTING)
 
     # start() returns once the newcomer's start-up sweep (the crash recovery) is done.
@@ -299,7 +299,7 @@ def test_live_replica_transfer_is_not_taken_for_crashed(
     smspartner.release()
     card_now(slack, token, "Added")
     assert _stored(postgres_url, request_id).status is Status.SUCCEEDED
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
 
 
 def test_dead_replica_transfer_is_recovered_by_a_live_one(
@@ -315,7 +315,7 @@ def test_dead_replica_transfer_is_recovered_by_a_live_one(
     request_id = open_request(doomed.sender(slack), slack, f"add {token} 11")
     smspartner.hang = True
     doomed.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     card_now(slack, token, "Sending to SMS Partner")
 
     killed_at = time.monotonic()
@@ -329,7 +329,7 @@ def test_dead_replica_transfer_is_recovered_by_a_live_one(
         for e in survivor.log_events()
     )
     smspartner.release()
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     print(f"\n[recovery] live replica: kill to 'Outcome unknown' card: {recovered_in:.2f} s")
 
 
@@ -356,7 +356,7 @@ def test_replica_in_another_pid_namespace_leaves_a_live_transfer_alone(
     request_id = open_request(busy.sender(slack), slack, f"add {token} 8")
     smspartner.hang = True
     busy.sender(slack).click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
     _wait_for_status(postgres_url, request_id, Status.EXECUTING)
 
     # Its own pids, where the busy replica's pid is nobody's (or, in a container, its own 1).
@@ -448,7 +448,7 @@ def test_sigterm_drains_the_transfer_in_flight_then_exits(
     request_id = open_request(sender, slack, f"remove {token} 30")
     smspartner.hang = True
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
-    smspartner.wait_for_requests(1)
+    smspartner.wait_for_transfers(1)
 
     signalled_at = time.monotonic()
     app.signal(signal.SIGTERM)
@@ -467,7 +467,7 @@ def test_sigterm_drains_the_transfer_in_flight_then_exits(
     assert app.wait(timeout=drain_limit + 5) == 0
     exited_at = time.monotonic()
     assert _stored(database_url, request_id).status is Status.SUCCEEDED
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     assert len(cards_about(slack, token)) == 1  # the refused command posted nothing
     backend = database_url.split(":", 1)[0]
     print(

@@ -57,6 +57,9 @@ _ALLOWED_ANGLE = re.compile(r"<@[UW][A-Z0-9]+>|<!date\^[0-9]+\^[^<>|]*\|[^<>]*>"
 
 # -- fixtures ----------------------------------------------------------------------------------
 
+# More than the tests of this module use, each its own.
+TOKEN_POOL = 80
+
 
 @pytest.fixture(scope="module")
 def slack() -> Iterator[FakeSlack]:
@@ -76,7 +79,9 @@ def database_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path) -> Iterator[AppProcess]:
+def app(
+    slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path, _fresh_tokens: Iterator[str]
+) -> Iterator[AppProcess]:
     env = app_env(slack=slack, smspartner=smspartner, database_url=f"sqlite:///{database_file}")
     process = AppProcess(env=env, workdir=database_file.parent).start()
     yield process
@@ -100,12 +105,20 @@ def _clean_smspartner(smspartner: FakeSMSPartner) -> None:
     smspartner.reset()
 
 
+@pytest.fixture(scope="module")
+def _fresh_tokens(smspartner: FakeSMSPartner) -> Iterator[str]:
+    """Sub-accounts made before the app first reads SMS Partner's list: the directory reads
+    it again at most every few seconds, so one made between two tests could be refused."""
+    names = [f"sec-{secrets.token_hex(4)}" for _ in range(TOKEN_POOL)]
+    for name in names:
+        smspartner.add_subaccount(name, Decimal("100.000"))
+    return iter(names)
+
+
 @pytest.fixture
-def token(smspartner: FakeSMSPartner) -> str:
-    """A fresh sub-account with 100 EUR on it."""
-    name = f"sec-{secrets.token_hex(4)}"
-    smspartner.add_subaccount(name, Decimal("100.000"))
-    return name
+def token(_fresh_tokens: Iterator[str]) -> str:
+    """A fresh sub-account with 100 EUR on it, used by this test only."""
+    return next(_fresh_tokens)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -212,7 +225,7 @@ def test_click_replayed_within_five_minutes_sends_once(
         assert sender.post(body, FORM, timestamp=now, signature=signature).status_code == 200
     assert "already" in _answer(slack, f"replay-{token}")
     _card_shows(slack, token, "Added")
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
 
 
 # -- request ids -------------------------------------------------------------------------------
@@ -253,10 +266,12 @@ def test_request_ids_show_no_pattern() -> None:
     assert len({b - a for a, b in pairs}) == len(pairs)  # no constant step
 
 
-def test_cards_carry_ids_of_the_same_shape(slack: FakeSlack, sender: SlackSender) -> None:
+def test_cards_carry_ids_of_the_same_shape(
+    slack: FakeSlack, sender: SlackSender, _fresh_tokens: Iterator[str]
+) -> None:
     """The ids the running app puts on its buttons are such 128-bit ids, all different."""
     for _ in range(3):
-        _open(sender, slack, f"sec-{secrets.token_hex(4)}")
+        _open(sender, slack, next(_fresh_tokens))
     ids = [_request_id(c.args) for c in slack.calls_to("chat.postMessage")]
     assert len(ids) >= 3
     assert all(REQUEST_ID.fullmatch(i) for i in ids)
@@ -300,7 +315,7 @@ def test_non_approver_naming_an_approver_elsewhere_is_refused(
     stored = store.get(request_id)
     assert stored is not None
     assert (stored.status, stored.approver_id) == (Status.PENDING, None)
-    assert smspartner.requests == []
+    assert smspartner.transfers == []
     assert not any(token in json.dumps(c.args) for c in slack.calls_to("chat.update"))
 
 
@@ -324,7 +339,7 @@ def test_approver_recorded_is_the_signed_user(
     assert (stored.status, stored.approver_id) == (Status.SUCCEEDED, "UAPP2")
     actors = {event.status: event.actor_id for event in store.events(request_id)}
     assert actors[Status.EXECUTING] == "UAPP2"
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     logged = [r for r in _log_records(app.logs()) if r.get("request_id") == request_id]
     assert {r.get("approver_id") for r in logged if r["event"] == "credit.succeeded"} == {"UAPP2"}
 
@@ -421,7 +436,7 @@ def test_api_key_goes_only_to_smspartner_in_the_json_body(
     request_id, _ts = _open(sender, slack, token)
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     _card_shows(slack, token, "Added")
-    (sent,) = smspartner.requests
+    (sent,) = smspartner.transfers
     base = urlsplit(smspartner.base_url)
     assert (sent.method, sent.path, sent.query) == ("POST", "/v1/subaccount/credit/add", "")
     assert sent.headers["host"] == base.netloc
@@ -443,7 +458,7 @@ def test_redirect_from_smspartner_does_not_carry_the_key_away(
     smspartner.force_body(b"", http_status=307, headers={"Location": elsewhere})
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     _card_shows(slack, token, "did not go through")
-    assert len(smspartner.requests) == 1
+    assert len(smspartner.transfers) == 1
     assert not any(r.url_id == f"stolen-{token}" for r in slack.responses)
 
 

@@ -80,7 +80,7 @@ def test_command_and_click_over_socket_mode(
             )
             socket_mode.wait_ack(socket_mode.send("interactive", click))
             slack.wait_for(lambda f: any("Added" in json.dumps(m) for m in f.messages.values()))
-            assert len(smspartner.requests) == 1
+            assert len(smspartner.transfers) == 1
             assert smspartner.subaccounts["sub-socket"] == Decimal("3.500")
 
             # Bad input over Socket Mode: the ack itself carries the ephemeral refusal.

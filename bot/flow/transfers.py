@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import Action, CreditRequest, Status
 from bot.flow.commands import CreditCommand
+from bot.flow.lookups import Seen
 from bot.flow.policy import Policy
 from bot.logs import log_event
 from bot.smspartner.client import (
@@ -162,14 +163,16 @@ class Transfers:
         channel_id: str,
         response_url: str | None,
         trigger_id: str | None = None,
+        seen: Seen | None = None,
     ) -> CreditRequest:
-        """Store the request. Raises DuplicateCommandError when this command (its
+        """Store the request, for `seen.token` (the e-mail's token) with what the card shows
+        when the sub-account was looked up. Raises DuplicateCommandError when this command (its
         trigger_id) already opened one, DailyLimitReachedError when it would break the daily
         limit, and a DATABASE_ERRORS error when the database is away."""
-        self._check_daily_limit(command)
+        self._check_daily_limit(command, seen.token if seen else command.subaccount)
         request = self.store.create(
             action=command.action,
-            subaccount_token=command.subaccount,
+            subaccount_token=seen.token if seen else command.subaccount,
             amount=command.amount,
             currency=CURRENCY,
             requester_id=requester_id,
@@ -180,15 +183,19 @@ class Transfers:
             reason=command.reason,
             # Fixed now: a later change of the threshold does not change what was asked.
             approvals_needed=self.policy.approvals_needed(command.amount),
+            subaccount_email=seen.email if seen else None,
+            main_balance_before=seen.main_balance if seen else None,
+            subaccount_balance_before=seen.subaccount_balance if seen else None,
+            balances_seen_at=seen.at if seen else None,
         )
         _log(request, "credit.requested", user_id=requester_id, reason=request.reason)
         return request
 
-    def _check_daily_limit(self, command: CreditCommand) -> None:
+    def _check_daily_limit(self, command: CreditCommand, token: str) -> None:
         """The first check, for a quick answer; the claim checks again, atomically."""
         if self.daily_limit is None or command.action is not Action.ADD:
             return
-        left = self.daily_limit - self.store.added_in_last_day(command.subaccount)
+        left = self.daily_limit - self.store.added_in_last_day(token)
         if command.amount > left:
             raise DailyLimitReachedError(left=max(left, Decimal(0)), limit=self.daily_limit)
 

@@ -14,11 +14,13 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.flow.policy import Policy
+from bot.flow.resolutions import Resolutions
 from bot.flow.sweeper import Sweeper
 from bot.flow.transfers import Transfers
 from bot.logs import log_event
 from bot.slack.blocks import CANCEL_ACTION_ID, COMMAND, CONFIRM_ACTION_ID
 from bot.slack.cards import Cards
+from bot.slack.listeners import unknown
 from bot.slack.listeners.actions import make_action_listeners
 from bot.slack.listeners.command import make_command_listeners
 from bot.slack.listeners.home import HomeTab
@@ -27,6 +29,7 @@ from bot.slack.reminders import make_reminder
 from bot.slack.usergroups import UserGroups
 from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
+from bot.smspartner.directory import SubaccountDirectory
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -127,6 +130,8 @@ def build_bot(
         listener_executor=workers,
     )
     home = HomeTab(client=web_client, store=store, policy=policy, main_account=client.main_account)
+    # Who a sub-account is and what it holds, read before a card and for /credit balance.
+    directory = SubaccountDirectory(client, cache_seconds=settings.subaccount_cache_seconds)
     register_listeners(
         app,
         transfers=transfers,
@@ -136,6 +141,7 @@ def build_bot(
         # The ack never waits on Slack: group members from the cache only.
         ack_policy=dataclasses.replace(policy, members_of=groups.known_members),
         home=home,
+        directory=directory,
     )
     register_home(app, home=home, workers=workers)
     sweeper = Sweeper(
@@ -166,6 +172,7 @@ def register_listeners(
     cards: Cards,
     settings: Settings,
     workers: Executor,
+    directory: SubaccountDirectory,
     ack_policy: Policy | None = None,
     home: HomeTab | None = None,
 ) -> None:
@@ -178,6 +185,7 @@ def register_listeners(
     ack_command, open_request = make_command_listeners(
         transfers=transfers,
         cards=cards,
+        directory=directory,
         max_amount=settings.credit_max_amount,
         require_reason=settings.credit_require_reason,
         ack_policy=ack_policy,
@@ -200,3 +208,12 @@ def register_listeners(
     def on_cancel(ack: Any, body: dict[str, Any]) -> None:
         ack_click(ack)
         workers.submit(cancel, body)
+
+    unknown.register(
+        app,
+        resolutions=Resolutions(
+            store=transfers.store, directory=directory, policy=transfers.policy
+        ),
+        cards=cards,
+        workers=workers,
+    )

@@ -18,6 +18,11 @@ from bot.flow.policy import CanApprove
 
 CONFIRM_ACTION_ID = "credit_confirm"
 CANCEL_ACTION_ID = "credit_cancel"
+# The unknown-outcome card's buttons (SPEC.md §2.4); each button's value is the request id.
+CHECK_BALANCE_ACTION_ID = "credit_check_balance"
+RESOLVE_DONE_ACTION_ID = "credit_resolve_done"
+RESOLVE_NOT_DONE_ACTION_ID = "credit_resolve_not_done"
+UNKNOWN_ACTIONS_BLOCK_ID = "credit_unknown_actions"
 ACTIONS_BLOCK_ID = "credit_actions"
 COMMAND = "/credit"
 
@@ -125,12 +130,48 @@ def quote_text(text: str) -> str:
 
 
 def _request_fields(request: CreditRequest) -> Block:
+    sub_now, sub_after, main_now, main_after = balances_around(request)
+    if sub_now is None and main_now is None:
+        balances = [("Balances", "unavailable: SMS Partner could not be read")]
+    else:
+        balances = [
+            ("Sub-account balance", _now_and_after(sub_now, sub_after, request.currency)),
+            ("Main account balance", _now_and_after(main_now, main_after, request.currency)),
+        ]
     return _fields(
         ("Amount", format_amount(request.amount, request.currency)),
-        ("Sub-account", f"`{escape_mrkdwn(request.subaccount_token)}`"),
+        ("Sub-account", _subaccount_name(request)),
+        *balances,
         ("Requested by", mention(request.requester_id)),
         ("Expires", slack_date(request.expires_at)),
     )
+
+
+def balances_around(
+    request: CreditRequest,
+) -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
+    """The sub-account's and the main account's balances seen, and after the move (exact)."""
+    sub, main = request.subaccount_balance_before, request.main_balance_before
+    moved = request.amount if request.action is Action.ADD else -request.amount
+    return (
+        sub,
+        None if sub is None else sub + moved,
+        main,
+        None if main is None else main - moved,
+    )
+
+
+def _now_and_after(now: Decimal | None, after: Decimal | None, currency: str) -> str:
+    if now is None or after is None:
+        return "unavailable"
+    return f"{format_balance(now, currency)} → {format_balance(after, currency)}"
+
+
+def _subaccount_name(request: CreditRequest) -> str:
+    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
+    if request.subaccount_email:
+        return f"{token}\n{escape_mrkdwn(request.subaccount_email)}"
+    return token
 
 
 def _approval_context(request: CreditRequest, can_approve: CanApprove | None) -> list[Block]:
@@ -236,13 +277,31 @@ def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
     amount = format_amount(request.amount, request.currency)
     token = f"`{escape_mrkdwn(request.subaccount_token)}`"
     text = f":white_check_mark: {verb} *{amount}* {where} sub-account {token}."
+    if request.resolver_id:
+        # Settled by a person: SMS Partner never said what the balances became.
+        text += (
+            f"\nMarked as gone through by {mention(request.resolver_id)}, who checked SMS Partner."
+        )
+        return text, [_people(request)]
     fields = _fields(
         ("Requested by", mention(request.requester_id)),
         ("Approved by", approved_by(request)),
-        ("Sub-account balance", format_balance(request.subaccount_balance, request.currency)),
-        ("Main account balance", format_balance(request.main_balance, request.currency)),
+        (
+            "Sub-account balance",
+            _was(request.subaccount_balance, request.subaccount_balance_before, request.currency),
+        ),
+        (
+            "Main account balance",
+            _was(request.main_balance, request.main_balance_before, request.currency),
+        ),
     )
     return text, [fields]
+
+
+def _was(now: Decimal | None, before: Decimal | None, currency: str) -> str:
+    """A new balance from SMS Partner's answer, with the one the card showed before."""
+    shown = format_balance(now, currency)
+    return shown if before is None else f"{shown} (was {format_balance(before, currency)})"
 
 
 def _people(request: CreditRequest) -> Block:
@@ -253,6 +312,13 @@ def _people(request: CreditRequest) -> Block:
 
 
 def _failed(request: CreditRequest) -> tuple[str, list[Block]]:
+    if request.resolver_id:
+        return (
+            f":x: The transfer did not go through: {_describe(request)}.\n"
+            f"Marked as not done by {mention(request.resolver_id)}, who checked SMS Partner. "
+            "Nothing will be sent again; ask again with `/credit` if it is still needed.",
+            [_people(request)],
+        )
     reason = escape_mrkdwn(request.error_message or "SMS Partner refused the transfer.")
     return f":x: The transfer did not go through: {_describe(request)}.\n{reason}", [
         _people(request)
@@ -263,10 +329,31 @@ def _unknown(request: CreditRequest) -> tuple[str, list[Block]]:
     reason = escape_mrkdwn(request.error_message or "No answer came from SMS Partner.")
     text = (
         f":warning: *Outcome unknown*: {_describe(request)}.\n{reason}\n"
-        "The transfer *may or may not have happened*. Check the sub-account's balance "
-        "in SMS Partner before asking again; the bot will not send it again by itself."
+        "The transfer *may or may not have happened*. Check the balances, then say whether "
+        "it went through; the bot will not send it again by itself."
     )
-    return text, [_people(request)]
+    return text, [_people(request), _unknown_buttons(request)]
+
+
+def _unknown_buttons(request: CreditRequest) -> Block:
+    return {
+        "type": "actions",
+        "block_id": UNKNOWN_ACTIONS_BLOCK_ID,
+        "elements": [
+            _button(CHECK_BALANCE_ACTION_ID, "Check balances", request.id),
+            _button(RESOLVE_DONE_ACTION_ID, "It went through", request.id),
+            _button(RESOLVE_NOT_DONE_ACTION_ID, "It did not", request.id),
+        ],
+    }
+
+
+def _button(action_id: str, label: str, value: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+    }
 
 
 def _cancelled(request: CreditRequest) -> tuple[str, list[Block]]:

@@ -219,7 +219,17 @@ class Cards:
     def tell(self, *, user_id: str, channel_id: str, response_url: str | None, text: str) -> None:
         """An ephemeral note to one user: through the click's response_url when there is one
         (it works even where the bot is not a member), else chat.postEphemeral."""
-        message = build_notice(text)
+        self.answer(
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            message=build_notice(text),
+        )
+
+    def answer(
+        self, *, user_id: str, channel_id: str, response_url: str | None, message: Message
+    ) -> None:
+        """`tell`, with a whole message (several sections: a balance list, a history)."""
         try:
             if response_url:
                 _respond(

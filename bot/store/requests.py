@@ -92,13 +92,19 @@ class Store:
         response_url: str | None,
         ttl_seconds: float,
         trigger_id: str | None = None,
+        subaccount_email: str | None = None,
+        main_balance_before: Decimal | None = None,
+        subaccount_balance_before: Decimal | None = None,
+        balances_seen_at: dt.datetime | None = None,
         now: dt.datetime | None = None,
         reason: str | None = None,
         approvals_needed: int = 1,
     ) -> CreditRequest:
-        """Store a new pending request. Raises DuplicateCommandError when `trigger_id`
-        already opened one (a replay, a redelivery): the UNIQUE constraint decides, so two
-        deliveries racing on two replicas still open one request."""
+        """Store a new pending request, with what the card shows before money moves.
+
+        Raises DuplicateCommandError when `trigger_id` already opened one (a replay, a
+        redelivery): the UNIQUE constraint decides, so two deliveries racing on two replicas
+        still open one request."""
         now = now or utcnow()
         request = CreditRequest(
             id=new_request_id(),
@@ -115,6 +121,10 @@ class Store:
             trigger_id=trigger_id,
             reason=reason,
             approvals_needed=approvals_needed,
+            subaccount_email=subaccount_email,
+            main_balance_before=main_balance_before,
+            subaccount_balance_before=subaccount_balance_before,
+            balances_seen_at=balances_seen_at,
         )
         try:
             self._insert(request)
@@ -144,6 +154,10 @@ class Store:
                     card_attempts=0,
                     reason=request.reason,
                     approvals_needed=request.approvals_needed,
+                    subaccount_email=request.subaccount_email,
+                    main_balance_before=request.main_balance_before,
+                    subaccount_balance_before=request.subaccount_balance_before,
+                    balances_seen_at=request.balances_seen_at,
                 )
             )
             self._audit(
@@ -189,6 +203,17 @@ class Store:
         query = select(_requests).order_by(_requests.c.created_at.desc()).limit(limit)
         if status is not None:
             query = query.where(_requests.c.status == status.value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_to_request(r._mapping) for r in rows]
+
+    def history(
+        self, *, limit: int = 10, subaccount_token: str | None = None
+    ) -> list[CreditRequest]:
+        """The newest requests first, of one sub-account when given (`/credit history`)."""
+        query = select(_requests).order_by(_requests.c.created_at.desc()).limit(limit)
+        if subaccount_token is not None:
+            query = query.where(_requests.c.subaccount_token == subaccount_token)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [_to_request(r._mapping) for r in rows]
@@ -469,6 +494,30 @@ class Store:
         self, *, request_id: str, reason: str, now: dt.datetime | None = None
     ) -> CreditRequest | None:
         return self._finish(request_id, Status.UNKNOWN, now, reason, {"error_message": reason})
+
+    def resolve(
+        self,
+        *,
+        request_id: str,
+        resolver_id: str,
+        went_through: bool,
+        now: dt.datetime | None = None,
+    ) -> CreditRequest | None:
+        """unknown -> succeeded | failed, settled by a person who checked SMS Partner."""
+        now = now or utcnow()
+        detail = (
+            "resolved by hand: it went through" if went_through else "resolved by hand: it did not"
+        )
+        return self._transition(
+            request_id,
+            frm=(Status.UNKNOWN,),
+            to=Status.SUCCEEDED if went_through else Status.FAILED,
+            now=now,
+            actor_id=resolver_id,
+            detail=detail,
+            # finished_at moves to the resolution, so the sweep leaves its card to the clicker.
+            values={"resolver_id": resolver_id, "resolved_at": now, "finished_at": now},
+        )
 
     def cancel(
         self, *, request_id: str, canceller_id: str, now: dt.datetime | None = None

@@ -237,6 +237,20 @@ class FakeSMSPartner:
         with self._changed:
             return list(self._requests)
 
+    @property
+    def transfers(self) -> list[RecordedRequest]:
+        """The recorded credit POSTs (add, remove), without the read calls."""
+        return [r for r in self.requests if _endpoint(r) in TRANSFER_ENDPOINTS]
+
+    def wait_for_transfers(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Block until at least `n` credit POSTs arrived; return them (reads left out)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.transfers) >= n, timeout=timeout):
+                raise AssertionError(
+                    f"FakeSMSPartner: {len(self.transfers)} transfer(s) in {timeout}s, wanted {n}"
+                )
+            return self.transfers
+
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Block until at least `n` requests arrived; return them all."""
         with self._changed:
@@ -428,6 +442,7 @@ _ENDPOINTS = {
     ("GET", f"{API_PREFIX}/subaccount/list"): "subaccount_list",
 }
 _ENDPOINT_NAMES = frozenset(_ENDPOINTS.values())
+TRANSFER_ENDPOINTS = frozenset({"add", "remove"})
 
 
 def _endpoint(request: RecordedRequest) -> str | None:

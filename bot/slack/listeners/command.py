@@ -12,12 +12,23 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import CreditRequest
-from bot.flow.commands import CreditCommand, UsageError, parse_command
+from bot.flow.commands import (
+    BalanceCommand,
+    CreditCommand,
+    HelpCommand,
+    HistoryCommand,
+    UsageError,
+    parse_command,
+)
+from bot.flow.lookups import Insufficient, NotFound, Seen, look_before_card
 from bot.flow.policy import Policy
 from bot.flow.transfers import CURRENCY, DATABASE_ERRORS, DailyLimitReachedError, Transfers
 from bot.logs import log_event, log_failure
+from bot.slack import answers
 from bot.slack.blocks import Message, build_usage, escape_mrkdwn, format_amount
 from bot.slack.cards import Cards
+from bot.slack.listeners.reads import answer_read
+from bot.smspartner.directory import SubaccountDirectory
 from bot.store import DuplicateCommandError, Store
 
 logger = logging.getLogger(__name__)
@@ -27,10 +38,14 @@ NOT_IN_CHANNEL_ERRORS = {"not_in_channel", "channel_not_found", "is_archived"}
 SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
 
 
+Asked = CreditCommand | BalanceCommand | HistoryCommand
+
+
 def evaluate(
     command: dict[str, Any], *, policy: Policy, max_amount: Decimal, require_reason: bool = False
-) -> CreditCommand | Message:
-    """The request to open, or the ephemeral answer that explains why not."""
+) -> Asked | Message:
+    """The request to open (or the balance or history to read), or the ephemeral answer
+    that explains why not."""
     user_id, channel_id = command.get("user_id"), command.get("channel_id")
     refusal = policy.refuse_request(user_id=str(user_id or ""), channel_id=str(channel_id or ""))
     try:
@@ -39,7 +54,7 @@ def evaluate(
         )
     except UsageError as error:
         return build_usage(escape_mrkdwn(error.message))
-    if not isinstance(parsed, CreditCommand):
+    if isinstance(parsed, HelpCommand):
         return build_usage()
     if refusal:
         return build_usage(escape_mrkdwn(refusal))
@@ -54,6 +69,7 @@ def make_command_listeners(
     *,
     transfers: Transfers,
     cards: Cards,
+    directory: SubaccountDirectory,
     max_amount: Decimal,
     require_reason: bool = False,
     ack_policy: Policy | None = None,
@@ -68,8 +84,8 @@ def make_command_listeners(
         result = evaluate(
             command, policy=quick_policy, max_amount=max_amount, require_reason=require_reason
         )
-        if isinstance(result, CreditCommand):
-            ack()
+        if isinstance(result, Asked):
+            ack()  # the answer or the card follows, after SMS Partner is asked
             return True
         else:
             log_event(
@@ -98,63 +114,19 @@ def make_command_listeners(
         result = evaluate(
             command, policy=transfers.policy, max_amount=max_amount, require_reason=require_reason
         )
+        if isinstance(result, BalanceCommand | HistoryCommand):
+            _answer_privately(cards, directory, transfers.store, command, result)
+            return
         if not isinstance(result, CreditCommand):
             # Refused on the full check (a group's membership, fresh from Slack): say why.
             _reply(cards, command, str(result["text"]))
             return
-        trigger_id = command.get("trigger_id")
-        try:
-            request = transfers.open(
-                result,
-                requester_id=command["user_id"],
-                channel_id=command["channel_id"],
-                response_url=command.get("response_url"),
-                trigger_id=trigger_id if isinstance(trigger_id, str) and trigger_id else None,
-            )
-        except DuplicateCommandError as duplicate:
-            # A replay or a redelivery of a command already taken: open nothing, say so.
-            log_event(
-                logger,
-                "command.duplicate",
-                level=logging.WARNING,
-                request_id=duplicate.request.id,
-                user_id=command.get("user_id"),
-            )
-            _reply(
-                cards,
-                command,
-                "This command was already received (request "
-                f"`{escape_mrkdwn(duplicate.request.id)}`): see its card in the channel. "
-                "Nothing new was requested.",
-            )
+        seen = _look(cards, directory, command, result)
+        if seen is None:
             return
-        except DailyLimitReachedError as limit:
-            log_event(logger, "command.daily_limit", user_id=command.get("user_id"))
-            _reply(
-                cards,
-                command,
-                "Daily limit reached for this sub-account: "
-                f"{format_amount(limit.left, CURRENCY)} of the "
-                f"{format_amount(limit.limit, CURRENCY)} it may receive in 24 hours is left. "
-                "Nothing was requested.",
-            )
-            return
-        except DATABASE_ERRORS as error:
-            log_event(
-                logger,
-                "command.database_away",
-                level=logging.WARNING,
-                user_id=command.get("user_id"),
-                error=type(error).__name__,
-            )
-            _reply(
-                cards,
-                command,
-                "The bot cannot reach its database right now: nothing was requested and "
-                "nothing moved. Try again in a minute.",
-            )
-            return
-        post_card(request)
+        request = _open(transfers, cards, command, result, seen)
+        if request is not None:
+            post_card(request)
 
     def post_card(request: CreditRequest) -> None:
         try:
@@ -185,6 +157,124 @@ def make_command_listeners(
             cards.close_unposted(request)
 
     return acknowledge, open_request
+
+
+def _open(
+    transfers: Transfers,
+    cards: Cards,
+    command: dict[str, Any],
+    asked: CreditCommand,
+    seen: Seen,
+) -> CreditRequest | None:
+    """Store the request; None when the requester was told why not (a replay, the daily
+    limit, the database away)."""
+    trigger_id = command.get("trigger_id")
+    try:
+        request = transfers.open(
+            asked,
+            seen=seen,
+            requester_id=command["user_id"],
+            channel_id=command["channel_id"],
+            response_url=command.get("response_url"),
+            trigger_id=trigger_id if isinstance(trigger_id, str) and trigger_id else None,
+        )
+    except DuplicateCommandError as duplicate:
+        # A replay or a redelivery of a command already taken: open nothing, say so.
+        log_event(
+            logger,
+            "command.duplicate",
+            level=logging.WARNING,
+            request_id=duplicate.request.id,
+            user_id=command.get("user_id"),
+        )
+        _reply(
+            cards,
+            command,
+            "This command was already received (request "
+            f"`{escape_mrkdwn(duplicate.request.id)}`): see its card in the channel. "
+            "Nothing new was requested.",
+        )
+        return None
+    except DailyLimitReachedError as limit:
+        log_event(logger, "command.daily_limit", user_id=command.get("user_id"))
+        _reply(
+            cards,
+            command,
+            "Daily limit reached for this sub-account: "
+            f"{format_amount(limit.left, CURRENCY)} of the "
+            f"{format_amount(limit.limit, CURRENCY)} it may receive in 24 hours is left. "
+            "Nothing was requested.",
+        )
+        return None
+    except DATABASE_ERRORS as error:
+        log_event(
+            logger,
+            "command.database_away",
+            level=logging.WARNING,
+            user_id=command.get("user_id"),
+            error=type(error).__name__,
+        )
+        _reply(
+            cards,
+            command,
+            "The bot cannot reach its database right now: nothing was requested and "
+            "nothing moved. Try again in a minute.",
+        )
+        return None
+    return request
+
+
+def _look(
+    cards: Cards, directory: SubaccountDirectory, command: dict[str, Any], asked: CreditCommand
+) -> Seen | None:
+    """What the card shows; None when the requester was told why there is no card."""
+    sighting = look_before_card(directory, asked)
+    if isinstance(sighting, Seen):
+        return sighting
+    if isinstance(sighting, NotFound):
+        refusal = answers.build_not_found(sighting.name, sighting.close_matches)
+    elif isinstance(sighting, Insufficient):
+        refusal = answers.build_insufficient(
+            sighting.action, sighting.balance, sighting.currency, asked.amount
+        )
+    else:
+        refusal = answers.build_cannot_resolve(sighting.name)
+    log_event(
+        logger,
+        "command.refused_before_card",
+        user_id=command.get("user_id"),
+        channel_id=command.get("channel_id"),
+        reason=type(sighting).__name__,
+    )
+    _answer(cards, command, refusal)
+    return None
+
+
+def _answer_privately(
+    cards: Cards,
+    directory: SubaccountDirectory,
+    store: Store,
+    command: dict[str, Any],
+    asked: BalanceCommand | HistoryCommand,
+) -> None:
+    try:
+        message = answer_read(asked, directory=directory, store=store)
+    except DATABASE_ERRORS as error:
+        log_event(
+            logger,
+            "command.database_away",
+            level=logging.WARNING,
+            user_id=command.get("user_id"),
+            error=type(error).__name__,
+        )
+        _reply(
+            cards,
+            command,
+            "The bot cannot reach its database right now, so it cannot show the history. "
+            "Nothing moved; try again in a minute.",
+        )
+        return
+    _answer(cards, command, message)
 
 
 def _close(store: Store, request: CreditRequest, reason: str, *, slack_error: str) -> None:
@@ -221,4 +311,15 @@ def _reply(cards: Cards, command: dict[str, Any], text: str) -> None:
         channel_id=str(command.get("channel_id") or ""),
         response_url=response_url if isinstance(response_url, str) else None,
         text=text,
+    )
+
+
+def _answer(cards: Cards, command: dict[str, Any], message: Message) -> None:
+    """`_reply` with a whole message."""
+    response_url = command.get("response_url")
+    cards.answer(
+        user_id=str(command.get("user_id") or ""),
+        channel_id=str(command.get("channel_id") or ""),
+        response_url=response_url if isinstance(response_url, str) else None,
+        message=message,
     )
