@@ -354,7 +354,10 @@ def test_reminder_is_sent_once_with_two_replicas(
     its card's thread, mentioning the approvers."""
     apps = [start_app(postgres_url, CREDIT_REMIND_AFTER_SECONDS="1") for _ in range(2)]
     tokens = [f"sub-{secrets.token_hex(4)}" for _ in range(4)]
-    for name in tokens:
+    # Made before the replicas first read the sub-account list: they re-read it at most
+    # every few seconds, so one made later could be refused as unknown for that long.
+    sentinel = f"sub-{secrets.token_hex(4)}"
+    for name in [*tokens, sentinel]:
         smspartner.add_subaccount(name, Decimal("100.000"))
     card_ts = {}
     request_ids = set()
@@ -367,8 +370,6 @@ def test_reminder_is_sent_once_with_two_replicas(
 
     slack.wait_for(lambda f: all(replies(f, ts) for ts in card_ts.values()), timeout=PATIENT)
     # A later request reminded proves the replicas swept again after the first reminders.
-    sentinel = f"sub-{secrets.token_hex(4)}"
-    smspartner.add_subaccount(sentinel, Decimal("100.000"))
     open_request(apps[0].sender(slack), slack, f"add {sentinel} 5")
     sentinel_ts = next(ts for (_, ts), m in slack.messages.items() if sentinel in json.dumps(m))
     slack.wait_for(lambda f: bool(replies(f, sentinel_ts)), timeout=PATIENT)
