@@ -150,6 +150,11 @@ class Policy:
 
     # -- membership -----------------------------------------------------------------
 
+    def is_approver(self, user_id: str) -> bool | None:
+        """Whether `user_id` is one of the approvers (directly or through a group); None when
+        a group's membership cannot be known right now."""
+        return self._is_among(user_id, self.approvers)
+
     def _is_among(self, user_id: str, allowed: Iterable[str]) -> bool | None:
         """True if listed or in a listed group; None if not found and a group is unknown.
 

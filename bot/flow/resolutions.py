@@ -146,4 +146,4 @@ class Resolutions:
         if not self.policy.approvers:
             return False
         # The policy's own membership check (listed ids first, then groups), so both agree.
-        return self.policy._is_among(user_id, self.policy.approvers)
+        return self.policy.is_approver(user_id)
