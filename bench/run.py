@@ -221,12 +221,32 @@ def click_bodies(sender: SlackSender, slack: FakeSlack, cards: list[Card]) -> li
     ]
 
 
+def subaccount_tokens() -> list[str]:
+    """Every sub-account the measurements use, in the order they use them."""
+    tokens = [f"bench-cmd-c{level}" for level in COMMAND_LEVELS] + ["bench-steady"]
+    prefixes = [(f"bench-click-c{level}-", CLICKS_PER_LEVEL) for level in CLICK_LEVELS]
+    prefixes += [
+        ("bench-paced-", PACED_CLICKS),
+        ("bench-held-", HELD_CLICKS),
+        ("bench-delayed-", DELAYED_CLICKS),
+    ]
+    for prefix, n in prefixes:
+        tokens += [f"{prefix}{i:04d}" for i in range(n)]
+    return tokens
+
+
+def create_subaccounts(smspartner: TimedSMSPartner) -> None:
+    """Every benchmark sub-account, made in the fake before any app's first command: the
+    app reads SMS Partner's sub-account list before a card and re-reads it at most every
+    few seconds, so a sub-account made later is refused and its card never comes."""
+    for token in subaccount_tokens():
+        smspartner.add_subaccount(token)
+
+
 def open_requests(rig: Rig, prefix: str, n: int) -> list[Card]:
-    """n pending requests on the app, each on its own sub-account (known to SMS Partner),
-    opened by commands; their cards once all are posted. Not timed."""
+    """n pending requests on the app, each on its own sub-account (made by
+    `create_subaccounts`), opened by commands; their cards once all are posted. Not timed."""
     tokens = [f"{prefix}{i:04d}" for i in range(n)]
-    for token in tokens:
-        rig.smspartner.add_subaccount(token)
     bodies = command_bodies(rig.app.sender(rig.slack), tokens)
     rig.client.run(rig.app.base_url, signed(bodies), SETUP_CONCURRENCY)
     try:
@@ -590,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         rig = Rig(slack, smspartner, client, servers={}, figures={})
         if not args.tls_only:
             try:
+                create_subaccounts(smspartner)
                 start_servers(rig, Path(tmp))
                 measure_commands(rig)
                 measure_steady_commands(rig)
