@@ -155,6 +155,11 @@ def build_bot(
     app = App(
         client=web_client,
         signing_secret=settings.slack_signing_secret.reveal(),
+        # Checked once, before Bolt sees the request: every HTTP request reaches this app
+        # through bot.server.SlackHttpApp, which answers 401 unless Slack's signature holds
+        # (and refuses malformed headers Bolt's own check would raise on). Socket Mode
+        # requests carry no signature. Serve this app through nothing else.
+        request_verification_enabled=False,
         # The ack runs in the request thread (no polling for it); slow work goes to the pools.
         process_before_response=True,
         listener_executor=pools.cards,
