@@ -78,6 +78,9 @@ HELD_CLICKS = 40
 DELAYED_CLICKS = 60
 DELAYED_CONCURRENCY = 20
 API_DELAY_SECONDS = 10.0
+# Issue 13's targets for server CPU on loopback HTTP.
+COMMAND_CPU_TARGET_MS = 1.2
+CLICK_CPU_TARGET_MS = 3.0
 AMOUNT = "10"
 CHANNEL = "CFIN"
 REQUESTER = "UREQ"
@@ -98,6 +101,8 @@ class Figures:
     # Server CPU over the closed-loop command levels, background work included.
     command_cpu_seconds: float = 0.0
     clicks: dict[int, LoadResult] = field(default_factory=dict)
+    # Server CPU over the click levels, the transfers and card updates they start included.
+    click_cpu_seconds: float = 0.0
     click_to_api: dict[str, list[float]] = field(default_factory=dict)  # by phase name
     delayed: LoadResult | None = None
     held_during_delayed: tuple[int, int] = (0, 0)  # transfers held at start, at end
@@ -112,6 +117,11 @@ class Figures:
     def cpu_ms_per_command(self) -> float:
         sent = sum(len(result.latencies) for result in self.commands.values())
         return 1000 * self.command_cpu_seconds / sent if sent else float("nan")
+
+    @property
+    def cpu_ms_per_click(self) -> float:
+        sent = sum(len(result.latencies) for result in self.clicks.values())
+        return 1000 * self.click_cpu_seconds / sent if sent else float("nan")
 
 
 @dataclass
@@ -300,6 +310,8 @@ def measure_clicks(rig: Rig) -> None:
         settle(rig)
         bodies = click_bodies(sender, rig.slack, cards)
         for name, server in rig.in_turn(turn):
+            assert server.process is not None
+            cpu_before = process_cpu_seconds(server.process.pid)
             result = rig.client.run(server.base_url, signed(bodies), level)
             rig.figures[name].clicks[level] = result
             if name == APP:
@@ -308,6 +320,8 @@ def measure_clicks(rig: Rig) -> None:
                     delays
                 )
             settle(rig)
+            cpu = process_cpu_seconds(server.process.pid) - cpu_before
+            rig.figures[name].click_cpu_seconds += cpu
 
 
 def measure_paced_clicks(rig: Rig) -> None:
@@ -450,9 +464,19 @@ def steady_rows(figures: dict[str, Figures]) -> list[Row]:
         Row(f"`/credit` ack p{q}, steady {rate} commands/s", "ms", *_three(figures, pick, q))
         for q in (50, 99)
     ]
-    cpu = (figures[name].cpu_ms_per_command for name in (APP, BARE_DEFAULT, BARE_PBR))
-    rows.append(Row("server CPU per `/credit`, background work included", "ms", *cpu))
+    app, *bare = (figures[name].cpu_ms_per_command for name in (APP, BARE_DEFAULT, BARE_PBR))
+    target = _verdict(app <= COMMAND_CPU_TARGET_MS, f"≤ {COMMAND_CPU_TARGET_MS} ms")
+    rows.append(
+        Row("server CPU per `/credit`, background work included", "ms", app, *bare, target=target)
+    )
     return rows
+
+
+def click_cpu_rows(figures: dict[str, Figures]) -> list[Row]:
+    app, *bare = (figures[name].cpu_ms_per_click for name in (APP, BARE_DEFAULT, BARE_PBR))
+    target = _verdict(app <= CLICK_CPU_TARGET_MS, f"≤ {CLICK_CPU_TARGET_MS} ms")
+    name = "server CPU per Confirm click, its transfer and card updates included"
+    return [Row(name, "ms", app, *bare, target=target)]
 
 
 def click_rows(figures: dict[str, Figures], level: int) -> list[Row]:
@@ -516,6 +540,7 @@ def build_rows(figures: dict[str, Figures]) -> list[Row]:
     rows += steady_rows(figures)
     for level in CLICK_LEVELS:
         rows += click_rows(figures, level)
+    rows += click_cpu_rows(figures)
     rows += transfer_rows(figures[APP])
     rows += delay_rows(figures)
     rss = [figures[name].rss_mb for name in (APP, BARE_DEFAULT, BARE_PBR)]
