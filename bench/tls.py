@@ -68,6 +68,11 @@ def measure_cell(
     workdir: Path,
 ) -> Cell:
     context = tls.server_context if cell.transport == "https" else None
+    tokens = [f"tls-{cell.client}-{cell.transport}-{i:04d}" for i in range(COMMANDS)]
+    # Before the app starts: it reads SMS Partner's sub-account list before a card and
+    # refuses a sub-account the list it read did not have.
+    for token in tokens:
+        smspartner.add_subaccount(token)
     with TimedSlack(bot_token=BOT_TOKEN, ssl_context=context) as slack:
         app = start_credit_bot(
             slack=slack,
@@ -79,7 +84,6 @@ def measure_cell(
         try:
             assert app.process is not None
             sender = app.sender(slack)
-            tokens = [f"tls-{cell.client}-{cell.transport}-{i:04d}" for i in range(COMMANDS)]
             bodies = [
                 command_body(
                     sender.command_fields(f"add {token} 10", user_id="UREQ", channel_id="CFIN")

@@ -87,7 +87,8 @@ class SlackHttpApp:
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Bolt's WSGI handler, minus what it does before checking anything: Bolt parses
         and indexes the body before the signature is verified, and raises (a 500 with a
-        traceback) on bodies Slack never sends."""
+        traceback) on bodies Slack never sends. The signature is checked here, once: the
+        app's Bolt does not check it again (bot.slack.app)."""
         http = WsgiHttpRequest(environ)
         raw = _body(environ)
         headers = http.get_headers()
@@ -129,12 +130,19 @@ def _body(environ: dict[str, Any]) -> bytes:
 
 class _SlackRequest(BoltRequest):
     """Bolt's request, with form bodies read right: Bolt takes any form body containing
-    "payload" (a command's text, a channel's name) for an interaction, and finds no listener.
-    Lazy listeners get a copy re-parsed from the raw body, hence `to_copyable`."""
+    "payload" (a command's text, a channel's name) for an interaction, finds no payload
+    field and reads nothing, so no listener matches. Only then is the body parsed again:
+    every other body is parsed once, by Bolt. Lazy listeners get a copy re-parsed from the
+    raw body, hence `to_copyable`."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if self.content_type != "application/json" and not self.raw_body.startswith("{"):
+        misread = not self.body and "payload" in self.raw_body
+        if (
+            misread
+            and self.content_type != "application/json"
+            and not self.raw_body.startswith("{")
+        ):
             fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
             if "payload" not in fields:
                 self.body = fields

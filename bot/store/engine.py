@@ -18,6 +18,15 @@ from sqlalchemy.pool import StaticPool
 
 # The inode of the file a SQLite connection opened, kept on its pool record.
 _OPENED = "credit_bot_opened_file"
+# The execution option of connections that only read (see `reader`).
+_READ_ONLY = "credit_bot_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read: on SQLite they begin
+    deferred, so they never take (or queue for) the write lock; in WAL mode a reader sees
+    the last commit and never waits for a writer."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def create_store_engine(url: str) -> Engine:
@@ -88,6 +97,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
         # Writers queue on the busy timeout instead of failing with "database is locked"
         # when a read lock would have to be upgraded mid-transaction.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
