@@ -507,3 +507,179 @@ def test_the_pages_mrkdwn_draws_what_slack_draws(demo: DemoProcess) -> None:
             assert styled == "<b>Amount</b> <i>soon</i> <s>old</s> snake_case_word"
         finally:
             browser.close()
+
+
+def _confirm_through_dialog(page: Any, card: Any) -> None:
+    card.get_by_role("button", name="Confirm").click()
+    page.get_by_role("button", name="Yes, move it").click()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_above_500_eur_two_approvers_confirm_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """600 EUR with a reason: alex's Confirm makes the card "approved by @alex (1 of 2)"
+    with its buttons kept; sam's makes the one transfer; the result names both approvers.
+    The reminder comes in the card's thread, drawn under it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_role(
+                "button", name="/credit add black-friday 600 Black Friday push"
+            ).click()
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "Black Friday push")
+            expect(card).to_contain_text("600.00 EUR")
+            expect(card).to_contain_text("@credit-approvers")
+            expect(card.locator(".thread-count")).to_have_text("1 reply", timeout=15_000)
+            expect(card.locator(".thread")).to_contain_text("still waiting")
+            shots = [_shot(page, tmp_path, "demo-large-card")]
+
+            page.get_by_role("radio", name="alex").click()
+            _confirm_through_dialog(page, card)
+            expect(card).to_contain_text("(1 of 2)", timeout=15_000)
+            expect(card.get_by_role("button", name="Confirm")).to_be_visible()
+            shots.append(_shot(page, tmp_path, "demo-one-of-two"))
+            assert _balance(demo.state(), "black-friday") == "1310.250"  # nothing moved yet
+
+            page.get_by_role("radio", name="sam").click()
+            _confirm_through_dialog(page, card)
+            expect(card).to_contain_text("Added 600.00 EUR", timeout=15_000)
+            expect(card).to_contain_text("@alex")
+            expect(card).to_contain_text("@sam")
+            expect(card).to_contain_text("1910.250 EUR")
+            expect(card.get_by_role("button", name="Confirm")).to_have_count(0)
+            expect(page.locator("#subaccounts tr", has_text="black-friday")).to_contain_text(
+                "1910.250 EUR"
+            )
+            shots.append(_shot(page, tmp_path, "demo-two-approvals"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_a_confirm_on_the_home_tab_updates_the_channel_card_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sam opens the Home tab, sees the request waiting for approval and confirms it there;
+    the card in the channel becomes the success card, and the Home tab no longer lists it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_label("Message #finance-credit").fill(
+                "/credit add lyon-store 15 from the Home tab"
+            )
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "from the Home tab")
+
+            page.get_by_role("radio", name="sam").click()
+            page.locator("#nav-home").click()
+            entry = page.locator("#home .block.section", has_text="from the Home tab")
+            expect(entry).to_be_visible(timeout=15_000)
+            buttons = entry.locator("xpath=following-sibling::div[contains(@class,'actions')][1]")
+            shots = [_shot(page, tmp_path, "demo-home")]
+            buttons.get_by_role("button", name="Confirm").click()
+            page.get_by_role("button", name="Yes, move it").click()
+            expect(entry).to_have_count(0, timeout=15_000)
+
+            page.locator("#nav-channel").click()
+            expect(card).to_contain_text("Added 15.00 EUR", timeout=15_000)
+            expect(card).to_contain_text("@sam")
+            expect(card.get_by_role("button", name="Confirm")).to_have_count(0)
+            shots.append(_shot(page, tmp_path, "demo-home-confirmed"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_an_unknown_outcome_is_settled_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """night-batch never answers in time: the card offers Check balances, It went through,
+    It did not; Check balances answers privately; It went through settles the card."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_label("Message #finance-credit").fill("/credit add night-batch 12")
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "12.00 EUR")
+            page.get_by_role("radio", name="alex").click()
+            notes = page.locator("#timeline > .message.from-app.ephemeral")
+            alex_notes = len(_texts(demo.state(seed.APPROVER_1.user_id), ephemeral=True))
+            _confirm_through_dialog(page, card)
+            went_through = card.get_by_role("button", name="It went through")
+            expect(went_through).to_be_visible(timeout=UNKNOWN_SECONDS * 1000)
+            expect(card.get_by_role("button", name="It did not")).to_be_visible()
+            card.get_by_role("button", name="Check balances").click()
+            expect(notes).to_have_count(alex_notes + 1, timeout=15_000)
+            shots = [_shot(page, tmp_path, "demo-unknown")]
+            went_through.click()
+            expect(went_through).to_have_count(0, timeout=15_000)
+            expect(card).to_contain_text("@alex")
+            shots.append(_shot(page, tmp_path, "demo-unknown-settled"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+def _spaced(text: str) -> str:
+    """French numbers' narrow and non-breaking spaces, as plain spaces."""
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_the_demo_in_french_in_chromium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--language fr`: the app gets CREDIT_LANGUAGE=fr, the page speaks French (labels,
+    examples with French sub-commands, balances written `2 869,200 EUR`), and a French
+    command makes a card."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    demo = DemoProcess(tmp_path, "--language", "fr")
+    try:
+        assert demo.state()["language"] == "fr"
+        assert _spaced(demo.state()["settings"]["second_approval_above"]) == "500,00 EUR"
+        with sync_api.sync_playwright() as playwright:
+            browser, page = _chromium_page(playwright)
+            try:
+                page.goto(f"{demo.url}/")
+                expect(page.locator("html")).to_have_attribute("lang", "fr")
+                expect(page.locator("#people")).to_contain_text("Vous êtes")
+                expect(page.locator(".balances")).to_contain_text("Compte principal")
+                assert _spaced(page.locator("#main-balance").inner_text()) == "2 869,200 EUR"
+                page.get_by_role("radio", name="camille").click()
+                page.get_by_role("button", name="/credit ajouter paris-store 50").click()
+                page.get_by_role("button", name="Envoyer").click()
+                cards = page.locator("#timeline > .message.from-app:not(.ephemeral)")
+                expect(cards).to_have_count(1, timeout=15_000)
+                expect(cards.first).to_contain_text("paris-store")
+                # The page's own parts; the cards are the app's, French once its texts are.
+                shown = " ".join(
+                    page.locator(part).inner_text()
+                    for part in (".topbar", ".sidebar", ".channel-header", "#composer", ".balances")
+                )
+                for english in ("You are", "Main account", "Transfers carried out", "Try:"):
+                    assert english not in shown
+                shot = _shot(page, tmp_path, "demo-french")
+                with capsys.disabled():
+                    print(f"\ndemo screenshots: {shot}")
+            finally:
+                browser.close()
+    finally:
+        demo.stop()
