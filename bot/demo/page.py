@@ -80,7 +80,12 @@ class DemoPage:
         if person is None:
             return respond_json(start_response, {"error": "unknown user"}, "400 Bad Request")
         if not self.ready():
-            return respond_json(start_response, {"error": "starting"}, "503 Service Unavailable")
+            # Shown to the visitor by the message box: in the page's language.
+            return respond_json(
+                start_response,
+                {"error": self.texts["timeline.starting"]},
+                "503 Service Unavailable",
+            )
         if request.path == "/demo/command":
             return respond_json(start_response, self.command(person, str(fields.get("text", ""))))
         if request.path == "/demo/click":
