@@ -4,7 +4,7 @@
 
 const POLL_MS = 700;
 // The example chips under the message box, in this order; each is a command from the texts.
-const EXAMPLES = ["add", "reason", "large", "balance", "history", "unknown", "refused", "help"];
+const EXAMPLES = ["add", "reason", "large", "balance", "history", "unknown", "refused", "typo", "help"];
 const EMOJI = {
   money_with_wings: "💸", hourglass_flowing_sand: "⏳", hourglass: "⌛",
   white_check_mark: "✅", heavy_check_mark: "✔️", ballot_box_with_check: "☑️",
