@@ -72,6 +72,9 @@ def demo_environ(
         CREDIT_DAILY_LIMIT=str(seed.DAILY_LIMIT),
         CREDIT_REMIND_AFTER_SECONDS=f"{remind_after_seconds:g}",
         CREDIT_LANGUAGE=language,
+        # Balances on each card read afresh: a visitor moves money every few seconds, and a
+        # card showing a balance from before their last transfer would look wrong.
+        SUBACCOUNT_CACHE_SECONDS="0",
         SWEEP_INTERVAL_SECONDS="1",
     )
 
