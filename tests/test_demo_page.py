@@ -1,7 +1,8 @@
 """`python -m bot.demo` as a visitor meets it: the page's JSON, then a real headless Chromium.
 
 One demo process serves the whole module (its state carries from one test to the next, as
-it does for a visitor); each test uses its own sub-account, so none depends on another.
+it does for a visitor); each test finds its own card by its own sub-account or reason, so none
+depends on another. Reminders come after REMIND_AFTER seconds here, so a test can see one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,9 @@ CHROMIUM_FLAGS = [
 ]
 STARTUP_SECONDS = 30.0
 WAIT_SECONDS = 15.0
+# An unknown outcome takes the demo's SMS Partner timeout, then the sweep: generous, as waits.
+UNKNOWN_SECONDS = 30.0
+REMIND_AFTER = "2"
 
 
 def _free_port() -> int:
@@ -46,14 +51,25 @@ def _free_port() -> int:
 
 
 class DemoProcess:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *flags: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "demo.log"
         self.out = workdir / "demo.out"
         with self.log.open("wb") as err, self.out.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot.demo", "--port", str(self.port), "--log-level", "INFO"],
+                [
+                    sys.executable,
+                    "-m",
+                    "bot.demo",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "INFO",
+                    "--remind-after",
+                    REMIND_AFTER,
+                    *flags,
+                ],
                 cwd=workdir,  # no stray .env is read (the demo reads none anyway)
                 env={
                     k: v
@@ -111,11 +127,36 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
         process.stop()
 
 
-def _card_about(state: dict[str, Any], token: str) -> dict[str, Any] | None:
+def _card_about(state: dict[str, Any], token: str, reason: str = "") -> dict[str, Any] | None:
+    """The first channel card about sub-account `token` (and with `reason`, if given)."""
     for message in state["messages"]:
-        if not message["ephemeral"] and f"`{token}`" in str(message["blocks"]):
+        shown = str(message["blocks"])
+        if not message["ephemeral"] and f"`{token}`" in shown and reason in shown:
             return dict(message)
     return None
+
+
+def _click(demo: DemoProcess, person: seed.Person, card: dict[str, Any], action_id: str) -> None:
+    """`person` clicks the card's button `action_id`, wherever the card has it."""
+    block_id = next(
+        b["block_id"]
+        for b in card["blocks"]
+        if b["type"] == "actions" and action_id in str(b["elements"])
+    )
+    answer = demo.post(
+        "/demo/click",
+        user=person.user_id,
+        where="message",
+        ts=card["ts"],
+        block_id=block_id,
+        action_id=action_id,
+    )
+    assert answer["ok"], answer
+
+
+def _command(demo: DemoProcess, person: seed.Person, text: str) -> None:
+    answer = demo.post("/demo/command", user=person.user_id, text=text)
+    assert answer["ok"], answer
 
 
 def _texts(state: dict[str, Any], *, ephemeral: bool) -> list[str]:
@@ -188,7 +229,8 @@ def test_an_outsiders_click_is_refused_privately(demo: DemoProcess) -> None:
         lambda: _texts(demo.state(seed.OUTSIDER.user_id), ephemeral=True)[refusals_before:]
     )
     assert "not" in refusal[0].lower()
-    assert _card_about(demo.state(), "support-team") == card  # unchanged, buttons kept
+    # Unchanged, buttons kept (a reminder may have come in its thread meanwhile).
+    assert _card_about(demo.state(), "support-team")["blocks"] == card["blocks"]
     assert not any(
         text in refusal for text in _texts(demo.state(seed.APPROVER_1.user_id), ephemeral=True)
     )
@@ -203,6 +245,121 @@ def test_a_malformed_command_gets_usage_only_for_its_author(demo: DemoProcess) -
     assert any("Usage" in m["text"] for m in mine if m["ephemeral"])
     theirs = demo.state(seed.REQUESTER.user_id)["messages"]
     assert not any("lyon-store -3" in m["text"] for m in theirs)
+
+
+def test_the_page_is_told_the_settings_that_make_every_feature_show(demo: DemoProcess) -> None:
+    """The approvers are a user group, two approve above 500 EUR, a daily limit and reminders
+    are on: the page lists them, and every seeded sub-account is in the panel."""
+    state = demo.state()
+    assert state["language"] == "en"
+    assert state["settings"]["group"] == seed.APPROVERS_GROUP_HANDLE
+    assert state["settings"]["second_approval_above"] == "500.00 EUR"
+    assert state["settings"]["daily_limit"] == "800.00 EUR"
+    assert state["settings"]["remind_after"] == REMIND_AFTER
+    tokens = [s["token"] for s in state["balances"]["subaccounts"]]
+    assert tokens == [s.token for s in seed.SUBACCOUNTS]
+    texts = requests.get(f"{demo.url}/demo/texts", timeout=5).json()
+    assert texts["language"] == "en"
+    assert all(f"subaccount.{token}" in texts["texts"] for token in tokens)
+
+
+def test_a_pending_card_gets_its_reminder_in_its_thread(demo: DemoProcess) -> None:
+    """Left alone, a card gets one reply in its thread that mentions the approvers' group:
+    the group the app resolved through usergroups.users.list."""
+    _command(demo, seed.REQUESTER, "/credit add paris-store 7 waiting for a reminder")
+    card = demo.wait_until(
+        lambda: (
+            (c := _card_about(demo.state(), "paris-store", "waiting for a reminder"))
+            and c["replies"]
+            and c
+        )
+    )
+    assert f"<!subteam^{seed.APPROVERS_GROUP_ID}>" in str(card["blocks"])  # "Can approve"
+    (reminder,) = card["replies"]
+    assert f"<!subteam^{seed.APPROVERS_GROUP_ID}>" in reminder["text"]
+    assert not reminder["ephemeral"]
+
+
+def test_the_daily_limit_refuses_at_the_command(demo: DemoProcess) -> None:
+    """More than 800 EUR added to one sub-account in 24 hours: a private refusal, no card."""
+    before = len(_texts(demo.state(), ephemeral=True))
+    _command(demo, seed.REQUESTER, "/credit add support-team 900 over the daily limit")
+    refusal = demo.wait_until(lambda: _texts(demo.state(), ephemeral=True)[before:])
+    assert "800.00 EUR" in refusal[0]  # what may still be added
+    assert _card_about(demo.state(), "support-team", "over the daily limit") is None
+
+
+def test_balance_and_history_answer_privately(demo: DemoProcess) -> None:
+    """`/credit balance` lists the sub-accounts; `/credit history` the latest requests;
+    both to their author only."""
+    before = len(_texts(demo.state(seed.APPROVER_2.user_id), ephemeral=True))
+    _command(demo, seed.APPROVER_2, "/credit balance")
+    _command(demo, seed.APPROVER_2, "/credit history")
+    answers = demo.wait_until(
+        lambda: (
+            (a := _texts(demo.state(seed.APPROVER_2.user_id), ephemeral=True)[before:])
+            and len(a) == 2
+            and a
+        )
+    )
+    # Either may come first: the balance is read from SMS Partner after the ack.
+    assert any("night-batch" in answer for answer in answers)
+    assert not any("Usage" in answer for answer in answers)
+    assert not any(t in _texts(demo.state(), ephemeral=True) for t in answers)
+
+
+def test_a_typo_gets_close_matches_and_an_email_works_as_a_token(demo: DemoProcess) -> None:
+    """`pari-store` is not in SMS Partner's list: a private answer naming `paris-store`, no
+    card; the sub-account's e-mail finds it as its token does."""
+    person = seed.OUTSIDER
+    before = len(_texts(demo.state(person.user_id), ephemeral=True))
+    _command(demo, person, "/credit add pari-store 5")
+    (typo,) = demo.wait_until(lambda: _texts(demo.state(person.user_id), ephemeral=True)[before:])
+    assert "paris-store" in typo
+    assert _card_about(demo.state(), "pari-store") is None
+    _command(demo, person, "/credit balance paris@acme-shop.example")
+    answer = demo.wait_until(
+        lambda: _texts(demo.state(person.user_id), ephemeral=True)[before + 1 :]
+    )
+    assert "EUR" in answer[0] and "Usage" not in answer[0]
+
+
+def test_a_transfer_whose_answer_never_comes_is_settled_by_hand(demo: DemoProcess) -> None:
+    """night-batch: SMS Partner moves the money but answers too late, so the card says the
+    outcome is unknown with its three buttons; Check balances shows the moved balance to who
+    clicked; an approver's "It went through" settles it. Nothing is sent twice."""
+    after = f"{Decimal(_balance(demo.state(), 'night-batch')) + 25:.3f}"
+    _command(demo, seed.REQUESTER, "/credit add night-batch 25")
+    card = demo.wait_until(lambda: _card_about(demo.state(), "night-batch"))
+    _click(demo, seed.APPROVER_1, card, "credit_confirm")
+    unknown = demo.wait_until(
+        lambda: (
+            (c := _card_about(demo.state(), "night-batch"))
+            and "credit_resolve_done" in str(c["blocks"])
+            and c
+        ),
+        UNKNOWN_SECONDS,
+    )
+    assert "credit_check_balance" in str(unknown["blocks"])
+    assert "credit_resolve_not_done" in str(unknown["blocks"])
+    assert _balance(demo.state(), "night-batch") == after  # it did go through
+
+    notes = len(_texts(demo.state(), ephemeral=True))
+    _click(demo, seed.REQUESTER, unknown, "credit_check_balance")
+    note = demo.wait_until(lambda: _texts(demo.state(), ephemeral=True)[notes:])
+    assert f"{after} EUR" in note[0]
+
+    _click(demo, seed.APPROVER_2, unknown, "credit_resolve_done")
+    settled = demo.wait_until(
+        lambda: (
+            (c := _card_about(demo.state(), "night-batch"))
+            and "credit_resolve_done" not in str(c["blocks"])
+            and c
+        )
+    )
+    assert f"<@{seed.APPROVER_2.user_id}>" in str(settled["blocks"])
+    moves = [m for m in demo.state()["balances"]["moves"] if m["token"] == "night-batch"]
+    assert len(moves) == 1
 
 
 def test_only_credit_commands_are_sent(demo: DemoProcess) -> None:
@@ -265,6 +422,15 @@ def _shot(page: Any, folder: Path, name: str) -> Path:
     return path
 
 
+def _card_in_page(page: Any, expect: Any, text: str) -> Any:
+    """The newest channel card showing `text`, pinned by its ts: it stays the same card as
+    its text changes (approved, succeeded), as a visitor's eye follows it."""
+    cards = page.locator("#timeline > .message.from-app:not(.ephemeral)", has_text=text)
+    expect(cards.last.get_by_role("button", name="Confirm")).to_be_visible(timeout=15_000)
+    ts = cards.last.get_attribute("data-ts")
+    return page.locator(f'#timeline > .message[data-ts="{ts}"]')
+
+
 def _chromium_page(playwright: Any) -> Any:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
     return browser, browser.new_page(viewport={"width": 1440, "height": 900})
@@ -287,8 +453,7 @@ def test_a_visitor_completes_a_transfer_in_chromium(
             page.get_by_role("radio", name="camille").click()
             page.get_by_label("Message #finance-credit").fill("/credit add paris-store 50")
             page.get_by_role("button", name="Send").click()
-            card = page.locator(".message.from-app:not(.ephemeral)", has_text="paris-store").last
-            expect(card.get_by_role("button", name="Confirm")).to_be_visible(timeout=15_000)
+            card = _card_in_page(page, expect, "add 50.00 EUR")
             expect(card).to_contain_text("@camille asks to add 50.00 EUR")
             shots = [_shot(page, tmp_path, "demo-card")]
             before_main = page.locator("#main-balance").inner_text()
@@ -304,9 +469,8 @@ def test_a_visitor_completes_a_transfer_in_chromium(
             expect(card.get_by_role("button", name="Confirm")).to_be_visible()
 
             page.get_by_role("radio", name="alex").click()
-            expect(page.locator(".message.from-app.ephemeral")).to_have_count(
-                0
-            )  # jordan's, not alex's
+            # jordan's refusal is not among alex's
+            expect(page.locator(".message.from-app.ephemeral")).to_have_count(alex_notes)
             card.get_by_role("button", name="Confirm").click()
             expect(page.get_by_role("dialog")).to_contain_text("paris-store")
             shots.append(_shot(page, tmp_path, "demo-dialog"))
@@ -362,3 +526,179 @@ def test_the_pages_mrkdwn_draws_what_slack_draws(demo: DemoProcess) -> None:
             assert styled == "<b>Amount</b> <i>soon</i> <s>old</s> snake_case_word"
         finally:
             browser.close()
+
+
+def _confirm_through_dialog(page: Any, card: Any) -> None:
+    card.get_by_role("button", name="Confirm").click()
+    page.get_by_role("button", name="Yes, move it").click()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_above_500_eur_two_approvers_confirm_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """600 EUR with a reason: alex's Confirm makes the card "approved by @alex (1 of 2)"
+    with its buttons kept; sam's makes the one transfer; the result names both approvers.
+    The reminder comes in the card's thread, drawn under it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_role(
+                "button", name="/credit add black-friday 600 Black Friday push"
+            ).click()
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "Black Friday push")
+            expect(card).to_contain_text("600.00 EUR")
+            expect(card).to_contain_text("@credit-approvers")
+            expect(card.locator(".thread-count")).to_have_text("1 reply", timeout=15_000)
+            expect(card.locator(".thread")).to_contain_text("still waiting")
+            shots = [_shot(page, tmp_path, "demo-large-card")]
+
+            page.get_by_role("radio", name="alex").click()
+            _confirm_through_dialog(page, card)
+            expect(card).to_contain_text("(1 of 2)", timeout=15_000)
+            expect(card.get_by_role("button", name="Confirm")).to_be_visible()
+            shots.append(_shot(page, tmp_path, "demo-one-of-two"))
+            assert _balance(demo.state(), "black-friday") == "1310.250"  # nothing moved yet
+
+            page.get_by_role("radio", name="sam").click()
+            _confirm_through_dialog(page, card)
+            expect(card).to_contain_text("Added 600.00 EUR", timeout=15_000)
+            expect(card).to_contain_text("@alex")
+            expect(card).to_contain_text("@sam")
+            expect(card).to_contain_text("1910.250 EUR")
+            expect(card.get_by_role("button", name="Confirm")).to_have_count(0)
+            expect(page.locator("#subaccounts tr", has_text="black-friday")).to_contain_text(
+                "1910.250 EUR"
+            )
+            shots.append(_shot(page, tmp_path, "demo-two-approvals"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_a_confirm_on_the_home_tab_updates_the_channel_card_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sam opens the Home tab, sees the request waiting for approval and confirms it there;
+    the card in the channel becomes the success card, and the Home tab no longer lists it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_label("Message #finance-credit").fill(
+                "/credit add lyon-store 15 from the Home tab"
+            )
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "from the Home tab")
+
+            page.get_by_role("radio", name="sam").click()
+            page.locator("#nav-home").click()
+            entry = page.locator("#home .block.section", has_text="from the Home tab")
+            expect(entry).to_be_visible(timeout=15_000)
+            buttons = entry.locator("xpath=following-sibling::div[contains(@class,'actions')][1]")
+            shots = [_shot(page, tmp_path, "demo-home")]
+            buttons.get_by_role("button", name="Confirm").click()
+            page.get_by_role("button", name="Yes, move it").click()
+            expect(entry).to_have_count(0, timeout=15_000)
+
+            page.locator("#nav-channel").click()
+            expect(card).to_contain_text("Added 15.00 EUR", timeout=15_000)
+            expect(card).to_contain_text("@sam")
+            expect(card.get_by_role("button", name="Confirm")).to_have_count(0)
+            shots.append(_shot(page, tmp_path, "demo-home-confirmed"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_an_unknown_outcome_is_settled_in_chromium(
+    demo: DemoProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """night-batch never answers in time: the card offers Check balances, It went through,
+    It did not; Check balances answers privately; It went through settles the card."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser, page = _chromium_page(playwright)
+        try:
+            page.goto(f"{demo.url}/")
+            page.get_by_role("radio", name="camille").click()
+            page.get_by_label("Message #finance-credit").fill("/credit add night-batch 12")
+            page.get_by_role("button", name="Send").click()
+            card = _card_in_page(page, expect, "12.00 EUR")
+            page.get_by_role("radio", name="alex").click()
+            notes = page.locator("#timeline > .message.from-app.ephemeral")
+            alex_notes = len(_texts(demo.state(seed.APPROVER_1.user_id), ephemeral=True))
+            _confirm_through_dialog(page, card)
+            went_through = card.get_by_role("button", name="It went through")
+            expect(went_through).to_be_visible(timeout=UNKNOWN_SECONDS * 1000)
+            expect(card.get_by_role("button", name="It did not")).to_be_visible()
+            card.get_by_role("button", name="Check balances").click()
+            expect(notes).to_have_count(alex_notes + 1, timeout=15_000)
+            shots = [_shot(page, tmp_path, "demo-unknown")]
+            went_through.click()
+            expect(went_through).to_have_count(0, timeout=15_000)
+            expect(card).to_contain_text("@alex")
+            shots.append(_shot(page, tmp_path, "demo-unknown-settled"))
+            with capsys.disabled():
+                print("\ndemo screenshots: " + " ".join(str(shot) for shot in shots))
+        finally:
+            browser.close()
+
+
+def _spaced(text: str) -> str:
+    """French numbers' narrow and non-breaking spaces, as plain spaces."""
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (.ci/run installs it)")
+def test_the_demo_in_french_in_chromium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--language fr`: the app gets CREDIT_LANGUAGE=fr, the page speaks French (labels,
+    examples with French sub-commands, balances written `2 869,200 EUR`), and a French
+    command makes a card."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    demo = DemoProcess(tmp_path, "--language", "fr")
+    try:
+        assert demo.state()["language"] == "fr"
+        assert _spaced(demo.state()["settings"]["second_approval_above"]) == "500,00 EUR"
+        with sync_api.sync_playwright() as playwright:
+            browser, page = _chromium_page(playwright)
+            try:
+                page.goto(f"{demo.url}/")
+                expect(page.locator("html")).to_have_attribute("lang", "fr")
+                expect(page.locator("#people")).to_contain_text("Vous êtes")
+                expect(page.locator(".balances")).to_contain_text("Compte principal")
+                assert _spaced(page.locator("#main-balance").inner_text()) == "2 869,200 EUR"
+                page.get_by_role("radio", name="camille").click()
+                page.get_by_role("button", name="/credit ajouter paris-store 50").click()
+                page.get_by_role("button", name="Envoyer").click()
+                cards = page.locator("#timeline > .message.from-app:not(.ephemeral)")
+                expect(cards).to_have_count(1, timeout=15_000)
+                expect(cards.first).to_contain_text("paris-store")
+                # The page's own parts; the cards are the app's, French once its texts are.
+                shown = " ".join(
+                    page.locator(part).inner_text()
+                    for part in (".topbar", ".sidebar", ".channel-header", "#composer", ".balances")
+                )
+                for english in ("You are", "Main account", "Transfers carried out", "Try:"):
+                    assert english not in shown
+                shot = _shot(page, tmp_path, "demo-french")
+                with capsys.disabled():
+                    print(f"\ndemo screenshots: {shot}")
+            finally:
+                browser.close()
+    finally:
+        demo.stop()

@@ -23,6 +23,7 @@ from bot.demo.slack_events import SlackEvents, sign
 from bot.demo.smspartner_api import PREFIX, SMSPartnerStandIn
 from bot.demo.wsgi import WsgiApp
 from bot.smspartner.client import APIError, SMSPartnerClient
+from bot.smspartner.errors import OutcomeUnknownError
 
 API_KEY = "demo-test-api-key-0123456789"
 BOT_TOKEN = "xoxb-demo-test-token"
@@ -52,6 +53,22 @@ def smspartner() -> Iterator[tuple[SMSPartnerStandIn, str]]:
     )
     for url in _serve(stand_in):
         yield stand_in, f"{url}{PREFIX}"
+
+
+@pytest.fixture
+def late_smspartner() -> Iterator[tuple[SMSPartnerStandIn, str]]:
+    """The demo's stand-in with answers held until it is closed (far past any timeout)."""
+    stand_in = SMSPartnerStandIn(
+        api_key=API_KEY,
+        main_balance=seed.MAIN_BALANCE,
+        subaccounts=seed.SUBACCOUNTS,
+        late_answer_seconds=300,
+    )
+    try:
+        for url in _serve(stand_in):
+            yield stand_in, f"{url}{PREFIX}"
+    finally:
+        stand_in.close()
 
 
 @pytest.fixture
@@ -95,6 +112,34 @@ def test_add_and_remove_move_exact_balances(smspartner: tuple[SMSPartnerStandIn,
     balances = stand_in.balances()
     assert balances["main"] == "2859.000"
     assert [m["credit"] for m in balances["moves"]] == ["10.500", "0.300"]
+
+
+def test_a_subaccount_that_never_answers_moves_the_money_and_the_outcome_is_unknown(
+    late_smspartner: tuple[SMSPartnerStandIn, str],
+) -> None:
+    """night-batch: the transfer is carried out but its answer comes too late for the real
+    client, which says the outcome is unknown; the balances show the money did move."""
+    stand_in, url = late_smspartner
+    client = SMSPartnerClient(
+        api_key=API_KEY, base_url=url, timeout=0.5, session=requests.Session()
+    )
+    with pytest.raises(OutcomeUnknownError):
+        client.add_credit("night-batch", Decimal("25"))
+    stand_in.close()  # the held answer goes, so the server's thread is free
+    balances = stand_in.balances()
+    night = next(s for s in balances["subaccounts"] if s["token"] == "night-batch")
+    assert night["balance"] == "65.000"
+    assert balances["main"] == "2844.200"
+    assert client.main_account().balance == Decimal("2844.200")  # reads answer at once
+
+
+def test_only_the_silent_subaccount_answers_late(
+    late_smspartner: tuple[SMSPartnerStandIn, str],
+) -> None:
+    """Every other sub-account's transfer answers at once, even with answers being held."""
+    _stand_in, url = late_smspartner
+    client = SMSPartnerClient(api_key=API_KEY, base_url=url, timeout=5, session=requests.Session())
+    assert client.add_credit("paris-store", Decimal("1")).subaccount_balance == Decimal("62.800")
 
 
 @pytest.mark.parametrize(
@@ -146,18 +191,19 @@ def test_me_gives_the_main_balance_as_a_string(smspartner: tuple[SMSPartnerStand
 def test_the_subaccount_list_pages_by_20_with_each_ones_own_key(
     smspartner: tuple[SMSPartnerStandIn, str],
 ) -> None:
-    """Page 1 holds all five seeded sub-accounts; page 2 is empty; keys are in the list
+    """Page 1 holds every seeded sub-account; page 2 is empty; keys are in the list
     but never in what the page is shown."""
     stand_in, url = smspartner
     first = requests.get(
         f"{url}/subaccount/list", params={"apiKey": API_KEY, "page": "1"}, timeout=5
     ).json()
-    assert (first["total"], first["nb_per_page"], first["page"]) == (5, 20, 1)
+    count = len(seed.SUBACCOUNTS)
+    assert (first["total"], first["nb_per_page"], first["page"]) == (count, 20, 1)
     tokens = [item["token"] for item in first["data"]]
     assert tokens == [sub.token for sub in seed.SUBACCOUNTS]
     assert first["data"][1]["credits"] == {"balance": "0.800", "currency": "EUR"}
     keys = {item["apiKey"] for item in first["data"]}
-    assert len(keys) == 5
+    assert len(keys) == count
     shown = json.dumps(stand_in.balances())
     assert not any(key in shown for key in keys) and API_KEY not in shown
     second = requests.get(

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from bot.config import LANGUAGES
+from bot.demo import seed
 from bot.demo.server import DemoServer
 from bot.logs import configure_logging
 
@@ -24,6 +26,17 @@ def port(text: str) -> int:
     return number
 
 
+def reminder_delay(text: str) -> float:
+    """Seconds before a pending card's reminder: 1 to 86400 (0, "never", would hide it)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 1 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"a reminder delay is 1 to 86400 seconds, got {text}")
+    return seconds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike."""
     parser.add_argument(
@@ -31,6 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port", type=port, default=DEFAULT_PORT, help=f"page port (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default="en",
+        help="CREDIT_LANGUAGE for the app, and the page's own language (default: en)",
+    )
+    parser.add_argument(
+        "--remind-after",
+        type=reminder_delay,
+        default=float(seed.REMIND_AFTER_SECONDS),
+        metavar="SECONDS",
+        help="CREDIT_REMIND_AFTER_SECONDS: when a pending card gets its reminder "
+        f"(default: {seed.REMIND_AFTER_SECONDS})",
     )
     parser.add_argument(
         "--log-level",
@@ -49,7 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        server = DemoServer(host=args.host, port=args.port)
+        server = DemoServer(
+            host=args.host,
+            port=args.port,
+            language=args.language,
+            remind_after_seconds=args.remind_after,
+        )
     except OSError as error:
         print(
             f"credit-bot demo: cannot listen on {args.host}:{args.port}: {error.strerror}",

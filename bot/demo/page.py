@@ -1,8 +1,10 @@
 """The demo page: a Slack-like channel in the browser, and the JSON it polls and posts.
 
 - `GET /` and `GET /static/…`: the page (plain HTML, CSS and JS shipped in bot/demo/static);
+- `GET /demo/texts`: the page's own words in the demo's language (bot/demo/texts.py);
 - `GET /demo/state?user=U…`: what that person sees now: the channel's messages and cards,
-  their ephemeral messages, their App Home, and the SMS Partner stand-in's balances;
+  their ephemeral messages, their App Home, the SMS Partner stand-in's balances (exact, and
+  written the language's way), and the settings the demo gave the app;
 - `POST /demo/command`, `/demo/click`, `/demo/home`: a person types `/credit …`, clicks a
   button, opens the Home tab. Each becomes the signed request Slack would send the app.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -17,7 +20,9 @@ from bot.demo import seed
 from bot.demo.slack_api import Message, ResponseTarget, SlackStandIn
 from bot.demo.slack_events import Answer, SlackEvents
 from bot.demo.smspartner_api import SMSPartnerStandIn
+from bot.demo.texts import page_texts
 from bot.demo.wsgi import StartResponse, not_found, read_request, respond, respond_json
+from bot.texts.money import format_amount, format_balance
 
 STATIC_TYPES = {
     "index.html": "text/html; charset=utf-8",
@@ -36,11 +41,16 @@ class DemoPage:
         smspartner: SMSPartnerStandIn,
         events: SlackEvents,
         ready: Callable[[], bool],
+        language: str = "en",
+        remind_after_seconds: float = seed.REMIND_AFTER_SECONDS,
     ) -> None:
         self.slack = slack
         self.smspartner = smspartner
         self.events = events
         self.ready = ready
+        self.language = language
+        self.texts = page_texts(language)
+        self.remind_after_seconds = remind_after_seconds
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = read_request(environ)
@@ -49,6 +59,10 @@ class DemoPage:
                 return _static(start_response, "index.html")
             if request.path.startswith("/static/"):
                 return _static(start_response, request.path.removeprefix("/static/"))
+            if request.path == "/demo/texts":
+                return respond_json(
+                    start_response, {"language": self.language, "texts": dict(self.texts)}
+                )
             if request.path == "/demo/state":
                 # Without a user: the requester, who is where a visitor starts.
                 person = PEOPLE.get(request.query.get("user") or seed.REQUESTER.user_id)
@@ -66,7 +80,12 @@ class DemoPage:
         if person is None:
             return respond_json(start_response, {"error": "unknown user"}, "400 Bad Request")
         if not self.ready():
-            return respond_json(start_response, {"error": "starting"}, "503 Service Unavailable")
+            # Shown to the visitor by the message box: in the page's language.
+            return respond_json(
+                start_response,
+                {"error": self.texts["timeline.starting"]},
+                "503 Service Unavailable",
+            )
         if request.path == "/demo/command":
             return respond_json(start_response, self.command(person, str(fields.get("text", ""))))
         if request.path == "/demo/click":
@@ -80,9 +99,11 @@ class DemoPage:
     def state(self, viewer: seed.Person) -> dict[str, Any]:
         timeline = self.slack.timeline(seed.CHANNEL_ID, viewer.user_id)
         home = self.slack.home(viewer.user_id)
-        balances = self.smspartner.balances()
+        balances = self._shown(self.smspartner.balances())
         return {
             "ready": self.ready(),
+            "language": self.language,
+            "settings": self._settings(),
             "version": f"{self.slack.version}.{balances['version']}",
             "viewer": viewer.user_id,
             "channel": {"id": seed.CHANNEL_ID, "name": seed.CHANNEL_NAME},
@@ -94,13 +115,43 @@ class DemoPage:
             "balances": balances,
         }
 
+    def _shown(self, balances: dict[str, Any]) -> dict[str, Any]:
+        """Each exact balance also written the language's way (fr `2 869,200 EUR`)."""
+        currency = balances["currency"]
+
+        def shown(value: str) -> str:
+            return format_balance(Decimal(value), currency, language=self.language)
+
+        balances["main_shown"] = shown(balances["main"])
+        for sub in balances["subaccounts"]:
+            sub["shown"] = shown(sub["balance"])
+        for move in balances["moves"]:
+            move["shown"] = shown(move["credit"])
+        return balances
+
+    def _settings(self) -> dict[str, str]:
+        """The settings the demo gave the app, written out for the panel and the hints."""
+
+        def amount(value: Decimal) -> str:
+            return format_amount(value, seed.CURRENCY, language=self.language)
+
+        return {
+            "group": seed.APPROVERS_GROUP_HANDLE,
+            "members": ", ".join(p.name for p in seed.APPROVERS),
+            "second_approval_above": amount(seed.SECOND_APPROVAL_ABOVE),
+            "max_amount": amount(seed.MAX_AMOUNT),
+            "daily_limit": amount(seed.DAILY_LIMIT),
+            "remind_after": f"{self.remind_after_seconds:g}",
+            "timeout": f"{seed.SMSPARTNER_TIMEOUT_SECONDS:g}",
+        }
+
     # -- what a person does ----------------------------------------------------------------
 
     def command(self, person: seed.Person, typed: str) -> dict[str, Any]:
         typed = typed.strip()
         word, _, text = typed.partition(" ")
         if word != COMMAND:
-            return {"ok": False, "error": f"Only {COMMAND} works in this demo."}
+            return {"ok": False, "error": self.texts["composer.only"].format(command=COMMAND)}
         self.slack.show_typed_command(user_id=person.user_id, channel=seed.CHANNEL_ID, text=typed)
         answer = self.events.command(person, seed.CHANNEL_ID, text.strip())
         if answer.status == 200 and isinstance(answer.body, dict):
@@ -109,7 +160,9 @@ class DemoPage:
                 ResponseTarget(user_id=person.user_id, channel=seed.CHANNEL_ID), answer.body
             )
         elif answer.status != 200:
-            self._tell_failure(person, f"{COMMAND} failed", answer)
+            self._tell_failure(
+                person, self.texts["failure.command"].format(command=COMMAND), answer
+            )
         return {"ok": answer.status == 200, "status": answer.status}
 
     def click(self, person: seed.Person, fields: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +184,7 @@ class DemoPage:
                 return {"ok": False, "error": "no such button"}
             answer = self.events.click_in_message(person, message, action)
         if answer.status != 200:
-            self._tell_failure(person, "The click failed", answer)
+            self._tell_failure(person, self.texts["failure.click"], answer)
         return {"ok": answer.status == 200, "status": answer.status}
 
     def open_home(self, person: seed.Person) -> dict[str, Any]:
@@ -143,7 +196,7 @@ class DemoPage:
         """What Slack shows when the app did not answer right: an ephemeral line."""
         self.slack.respond(
             ResponseTarget(user_id=person.user_id, channel=seed.CHANNEL_ID),
-            {"text": f":warning: {what}: the app answered HTTP {answer.status}."},
+            {"text": self.texts["failure.http"].format(what=what, status=answer.status)},
         )
 
 

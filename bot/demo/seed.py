@@ -22,6 +22,9 @@ class SubAccount:
     token: str
     email: str
     balance: Decimal
+    # SMS Partner carries out its transfers but its answers never reach the app in time:
+    # the way to see an outcome end `unknown` and be settled by hand.
+    answers: bool = True
 
 
 TEAM_ID = "T0DEMO"
@@ -45,12 +48,20 @@ APPROVERS_GROUP_HANDLE = "credit-approvers"
 
 CURRENCY = "EUR"
 MAIN_BALANCE = Decimal("2869.200")
+# What each is for is on the page, from its catalogue (`subaccount.<token>`).
 SUBACCOUNTS = (
     SubAccount("paris-store", "paris@acme-shop.example", Decimal("61.800")),
     SubAccount("lyon-store", "lyon@acme-shop.example", Decimal("0.800")),
     SubAccount("newsletter", "newsletter@acme-shop.example", Decimal("245.125")),
     SubAccount("support-team", "support@acme-shop.example", Decimal("12.050")),
     SubAccount("black-friday", "promo@acme-shop.example", Decimal("1310.250")),
+    SubAccount("night-batch", "batch@acme-shop.example", Decimal("40.000"), answers=False),
 )
-# Above this, two approvers must confirm (read by the app once that feature is in).
-SECOND_APPROVAL_ABOVE = Decimal("500")
+
+# The app's settings that make every feature show (bot.demo.server.demo_environ).
+SECOND_APPROVAL_ABOVE = Decimal("500")  # above it, two approvers must confirm
+DAILY_LIMIT = Decimal("800")  # most euros added to one sub-account in 24 hours
+MAX_AMOUNT = Decimal("1000")
+REMIND_AFTER_SECONDS = 60  # a pending card gets a reminder in its thread
+# Short, so a transfer to night-batch turns `unknown` while the visitor watches.
+SMSPARTNER_TIMEOUT_SECONDS = 3

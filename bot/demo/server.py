@@ -48,18 +48,33 @@ SERVER_THREADS = 16
 DRAIN_SECONDS = 10.0
 
 
-def demo_environ(*, base_url: str, database_url: str) -> dict[str, str]:
-    """The app's settings for the demo: loopback URLs, made-up secrets, the demo's people."""
+def demo_environ(
+    *,
+    base_url: str,
+    database_url: str,
+    language: str = "en",
+    remind_after_seconds: float = seed.REMIND_AFTER_SECONDS,
+) -> dict[str, str]:
+    """The app's settings for the demo: loopback URLs, made-up secrets, the demo's people,
+    and every optional feature switched on so the page can show it."""
     return dict(
         SLACK_BOT_TOKEN=f"xoxb-demo-{secrets.token_hex(16)}",
         SLACK_SIGNING_SECRET=secrets.token_hex(32),
         SLACK_API_URL=f"{base_url}{API_PREFIX}",
         SMSPARTNER_API_KEY=secrets.token_hex(24),
         SMSPARTNER_BASE_URL=f"{base_url}{SMSPARTNER_PREFIX}",
-        SMSPARTNER_TIMEOUT_SECONDS="5",
+        SMSPARTNER_TIMEOUT_SECONDS=str(seed.SMSPARTNER_TIMEOUT_SECONDS),
         DATABASE_URL=database_url,
-        CREDIT_APPROVERS=",".join(p.user_id for p in seed.APPROVERS),
+        # The approvers as a user group: the app asks usergroups.users.list who is in it.
+        CREDIT_APPROVERS=seed.APPROVERS_GROUP_ID,
+        CREDIT_MAX_AMOUNT=str(seed.MAX_AMOUNT),
         CREDIT_SECOND_APPROVAL_ABOVE=str(seed.SECOND_APPROVAL_ABOVE),
+        CREDIT_DAILY_LIMIT=str(seed.DAILY_LIMIT),
+        CREDIT_REMIND_AFTER_SECONDS=f"{remind_after_seconds:g}",
+        CREDIT_LANGUAGE=language,
+        # Balances on each card read afresh: a visitor moves money every few seconds, and a
+        # card showing a balance from before their last transfer would look wrong.
+        SUBACCOUNT_CACHE_SECONDS="0",
         SWEEP_INTERVAL_SECONDS="1",
     )
 
@@ -67,7 +82,14 @@ def demo_environ(*, base_url: str, database_url: str) -> dict[str, str]:
 class DemoServer:
     """Serves the demo until SIGINT or SIGTERM, then drains the app and stops."""
 
-    def __init__(self, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        language: str = "en",
+        remind_after_seconds: float = seed.REMIND_AFTER_SECONDS,
+    ) -> None:
         self.server = create_server(
             self._route, host=host, port=port, threads=SERVER_THREADS, ident="credit-bot-demo"
         )
@@ -77,6 +99,8 @@ class DemoServer:
             environ=demo_environ(
                 base_url=self.base_url,
                 database_url=f"sqlite:///{Path(self._folder.name) / 'demo.db'}",
+                language=language,
+                remind_after_seconds=remind_after_seconds,
             ),
             env_file=None,
             http_mode=True,
@@ -94,6 +118,7 @@ class DemoServer:
             main_balance=seed.MAIN_BALANCE,
             subaccounts=seed.SUBACCOUNTS,
             currency=seed.CURRENCY,
+            late_answer_seconds=seed.SMSPARTNER_TIMEOUT_SECONDS + 2,
         )
         self._ready = threading.Event()
         self.page = DemoPage(
@@ -105,6 +130,8 @@ class DemoServer:
                 slack=self.slack,
             ),
             ready=self._ready.is_set,
+            language=language,
+            remind_after_seconds=remind_after_seconds,
         )
         self.bot: Bot | None = None
         self._handler: SlackHttpApp | None = None
@@ -139,6 +166,7 @@ class DemoServer:
         except KeyboardInterrupt:
             pass
         finally:
+            self.smspartner.close()
             self.server.close()
             if self.bot is not None:
                 self.bot.close()

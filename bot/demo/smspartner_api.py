@@ -10,6 +10,10 @@ the app's real client through `SMSPARTNER_BASE_URL`:
 - `GET /me?apiKey=…`: the main account, `credits.balance` as a 3-decimal string;
 - `GET /subaccount/list?apiKey=…&page=N`: 20 sub-accounts a page, each with its own `apiKey`.
 
+A sub-account seeded with `answers=False` has its transfers carried out at once, but the answer
+held for `late_answer_seconds` (longer than the app's timeout): what a connection lost mid-way
+looks like to the app, so the outcome is `unknown` and the money did move.
+
 Balances are Decimals kept to 3 decimals and written out as exact JSON numbers, never floats.
 """
 
@@ -61,6 +65,7 @@ class _Account:
     email: str
     balance: Decimal
     api_key: str  # the sub-account's own key, as the list returns it
+    answers: bool
 
 
 class SMSPartnerStandIn:
@@ -73,9 +78,13 @@ class SMSPartnerStandIn:
         main_balance: Decimal,
         subaccounts: Sequence[SubAccount],
         currency: str = "EUR",
+        late_answer_seconds: float = 0.0,
     ) -> None:
         self._api_key = api_key
         self.currency = currency
+        self.late_answer_seconds = late_answer_seconds
+        # Set on close, so an answer held back does not hold the server's shutdown.
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._main = main_balance
         self._accounts = {
@@ -85,11 +94,16 @@ class SMSPartnerStandIn:
                 email=sub.email,
                 balance=sub.balance,
                 api_key=secrets.token_hex(16),
+                answers=sub.answers,
             )
             for number, sub in enumerate(subaccounts, start=1)
         }
         self._moves: list[Move] = []
         self.version = 0  # bumped by every move, so the page redraws only on change
+
+    def close(self) -> None:
+        """Let every held answer go now."""
+        self._closing.set()
 
     # -- what the page shows ---------------------------------------------------------------
 
@@ -167,6 +181,9 @@ class SMSPartnerStandIn:
             self._moves.append(Move(len(self._moves) + 1, action, account.token, credit))
             self.version += 1
             main, sub = _three(self._main), _three(account.balance)
+            late = not account.answers
+        if late:
+            self._closing.wait(self.late_answer_seconds)
         return (
             f'{{"success": true, "code": 200, "credit": {main}, "subaccountCredit": {sub}, '
             f'"currency": {json.dumps(self.currency)}}}'

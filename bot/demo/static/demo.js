@@ -3,6 +3,8 @@
 "use strict";
 
 const POLL_MS = 700;
+// The example chips under the message box, in this order; each is a command from the texts.
+const EXAMPLES = ["add", "reason", "large", "balance", "history", "unknown", "refused", "typo", "help"];
 const EMOJI = {
   money_with_wings: "💸", hourglass_flowing_sand: "⏳", hourglass: "⌛",
   white_check_mark: "✅", heavy_check_mark: "✔️", ballot_box_with_check: "☑️",
@@ -26,6 +28,40 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+// -- the page's own words (bot/demo/static/<language>.po, served as /demo/texts) --------
+
+const texts = {};
+
+function t(id, values) {
+  const template = id in texts ? texts[id] : id;
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (values && name in values ? String(values[name]) : whole));
+}
+
+// The same, as HTML: the text escaped, the values put in as the HTML given.
+function tHtml(id, htmlValues) {
+  return escapeHtml(t(id)).replace(/\{(\w+)\}/g, (whole, name) => (name in htmlValues ? htmlValues[name] : whole));
+}
+
+function locale() {
+  return t("date.locale");
+}
+
+async function loadTexts() {
+  const answer = await fetch("/demo/texts", { cache: "no-store" }).then((r) => r.json());
+  Object.assign(texts, answer.texts);
+  document.documentElement.lang = answer.language;
+  document.title = t("page.title");
+  for (const node of document.querySelectorAll("[data-text]")) node.textContent = t(node.dataset.text);
+  for (const node of document.querySelectorAll("[data-text-placeholder]")) node.placeholder = t(node.dataset.textPlaceholder);
+}
+
+// Labels that name the channel wait for the first state.
+function labelWithChannel(channel) {
+  for (const node of document.querySelectorAll("[data-text-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.textLabel, { channel }));
+  }
+}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -59,19 +95,20 @@ function formatDate(seconds, format, fallback) {
   if (Number.isNaN(when.getTime())) return fallback;
   const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
   const offset = Math.round((day(when) - day(new Date())) / 86400000);
-  const relative = { "-1": "Yesterday", "0": "Today", "1": "Tomorrow" }[String(offset)];
-  const short = when.toLocaleDateString("en-US", { month: "short", day: "numeric" });
-  const long = when.toLocaleDateString("en-US", { weekday: "long", month: "long", day: "numeric", year: "numeric" });
+  const relative = { "-1": t("date.yesterday"), "0": t("date.today"), "1": t("date.tomorrow") }[String(offset)];
+  const lang = locale();
+  const short = when.toLocaleDateString(lang, { month: "short", day: "numeric" });
+  const long = when.toLocaleDateString(lang, { weekday: "long", month: "long", day: "numeric", year: "numeric" });
   const parts = {
     date_num: when.toISOString().slice(0, 10),
-    date: when.toLocaleDateString("en-US", { month: "long", day: "numeric", year: "numeric" }),
+    date: when.toLocaleDateString(lang, { month: "long", day: "numeric", year: "numeric" }),
     date_short: short,
     date_long: long,
-    date_pretty: relative || when.toLocaleDateString("en-US", { month: "long", day: "numeric", year: "numeric" }),
+    date_pretty: relative || when.toLocaleDateString(lang, { month: "long", day: "numeric", year: "numeric" }),
     date_short_pretty: relative || short,
     date_long_pretty: relative || long,
-    time: when.toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit" }),
-    time_secs: when.toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit", second: "2-digit" }),
+    time: when.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit" }),
+    time_secs: when.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit", second: "2-digit" }),
     ago: agoText(when),
   };
   let unknown = false;
@@ -83,13 +120,11 @@ function formatDate(seconds, format, fallback) {
 }
 
 function agoText(when) {
-  const seconds = Math.round((Date.now() - when.getTime()) / 1000);
-  const future = seconds < 0;
+  const seconds = Math.round((when.getTime() - Date.now()) / 1000);
   const span = Math.abs(seconds);
-  const [value, unit] = span < 60 ? [span, "second"] : span < 3600 ? [Math.round(span / 60), "minute"]
-    : span < 86400 ? [Math.round(span / 3600), "hour"] : [Math.round(span / 86400), "day"];
-  const words = `${value} ${unit}${value === 1 ? "" : "s"}`;
-  return future ? `in ${words}` : `${words} ago`;
+  const [value, unit] = span < 60 ? [seconds, "second"] : span < 3600 ? [Math.round(seconds / 60), "minute"]
+    : span < 86400 ? [Math.round(seconds / 3600), "hour"] : [Math.round(seconds / 86400), "day"];
+  return new Intl.RelativeTimeFormat(locale(), { numeric: "always" }).format(value, unit);
 }
 
 // One <…> token of Slack's message format, as HTML.
@@ -101,7 +136,10 @@ function renderToken(inner) {
     return `<span class="mention${me}">@${escapeHtml(label || personName(id))}</span>`;
   }
   if (target.startsWith("#")) {
-    return `<span class="mention channel">#${escapeHtml(label || target.slice(1))}</span>`;
+    // <#C…> is drawn with the channel's name, as Slack does; the demo has one channel.
+    const id = target.slice(1);
+    const channel = state.data && state.data.channel.id === id ? state.data.channel.name : id;
+    return `<span class="mention channel">#${escapeHtml(label || channel)}</span>`;
   }
   if (target.startsWith("!subteam^")) {
     const id = target.slice("!subteam^".length);
@@ -238,7 +276,7 @@ function richText(block) {
 function renderButton(button, blockId, where) {
   const node = el("button", `btn ${button.style || ""}`.trim());
   node.type = "button";
-  node.textContent = (button.text && button.text.text) || "Button";
+  node.textContent = (button.text && button.text.text) || t("button.default");
   node.dataset.actionId = button.action_id || "";
   node.addEventListener("click", () => {
     const click = { ...where, block_id: blockId || "", action_id: button.action_id || "" };
@@ -251,14 +289,14 @@ function renderButton(button, blockId, where) {
 // A button's confirm dialog, as Slack draws it, before anything is sent.
 function askFirst(confirm, onConfirm) {
   const dialog = $("dialog");
-  $("dialog-title").textContent = (confirm.title && confirm.title.text) || "Are you sure?";
+  $("dialog-title").textContent = (confirm.title && confirm.title.text) || t("dialog.title");
   const text = $("dialog-text");
   if (confirm.text && confirm.text.type === "mrkdwn") text.innerHTML = mrkdwn(confirm.text.text || "");
   else text.textContent = (confirm.text && confirm.text.text) || "";
   const yes = $("dialog-confirm");
   const no = $("dialog-deny");
-  yes.textContent = (confirm.confirm && confirm.confirm.text) || "Yes";
-  no.textContent = (confirm.deny && confirm.deny.text) || "Cancel";
+  yes.textContent = (confirm.confirm && confirm.confirm.text) || t("dialog.yes");
+  no.textContent = (confirm.deny && confirm.deny.text) || t("dialog.no");
   yes.className = `btn ${confirm.style === "danger" ? "danger" : "primary"}`;
   const close = () => { dialog.classList.add("hidden"); yes.onclick = null; no.onclick = null; };
   yes.onclick = () => { close(); onConfirm(); };
@@ -310,7 +348,9 @@ function draw() {
   if (key === state.drawn) return;
   state.drawn = key;
   drawPeople(data);
-  drawBalances(data.balances);
+  labelWithChannel(data.channel.name);
+  drawBalances(data.balances, data.settings);
+  drawSettings(data.settings);
   $("channel-view").classList.toggle("hidden", state.tab !== "channel");
   $("home-view").classList.toggle("hidden", state.tab !== "home");
   $("nav-channel").classList.toggle("active", state.tab === "channel");
@@ -327,14 +367,14 @@ function avatar(name, className) {
 
 function drawPeople(data) {
   const box = $("people");
-  box.replaceChildren(el("span", "label", "You are"));
+  box.replaceChildren(el("span", "label", t("people.label")));
   for (const person of data.people) {
     const choice = el("button", `person${person.id === state.viewer ? " active" : ""} role-${person.role.replace(/\W+/g, "-")}`);
     choice.type = "button";
     choice.setAttribute("role", "radio");
     choice.setAttribute("aria-checked", String(person.id === state.viewer));
     choice.dataset.user = person.id;
-    choice.append(avatar(person.name), el("span", "who", person.name), el("span", "role", person.role));
+    choice.append(avatar(person.name), el("span", "who", person.name), el("span", "role", t(`role.${person.role.replace(/\W+/g, "_")}`)));
     choice.addEventListener("click", () => chooseViewer(person.id));
     box.appendChild(choice);
   }
@@ -352,16 +392,19 @@ function drawTimeline(data) {
   const timeline = $("timeline");
   const atBottom = timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 40;
   const items = [];
-  if (!data.ready) items.push(el("div", "notice", "The bot is starting…"));
+  if (!data.ready) items.push(el("div", "notice", t("timeline.starting")));
   if (data.messages.length === 0) {
     const intro = el("div", "intro");
-    intro.innerHTML = `<div class="intro-title">This is the very beginning of <b>#${escapeHtml(data.channel.name)}</b></div>
-      <ol>
-        <li>As <b>camille</b> (requester), type <code>/credit add paris-store 50</code> below.</li>
-        <li>Switch to <b>alex</b> or <b>sam</b> (approvers) at the top and click <b>Confirm</b> on the card.</li>
-        <li>Watch the card change and the balances on the right move.</li>
-      </ol>
-      <div class="hint">Clicks by <b>jordan</b> (someone else) are refused, privately.</div>`;
+    const name = (role) => `<b>${escapeHtml((data.people.find((p) => p.role === role) || { name: role }).name)}</b>`;
+    const steps = [
+      tHtml("intro.step1", { requester: name("requester"), command: `<code>${escapeHtml(t("example.add"))}</code>` }),
+      tHtml("intro.step2", { approver1: name("approver 1"), approver2: name("approver 2") }),
+      tHtml("intro.step3", {}),
+      tHtml("intro.step4", { home: "<b>credit-bot</b>" }),
+    ];
+    intro.innerHTML = `<div class="intro-title">${tHtml("intro.title", { channel: `<b>#${escapeHtml(data.channel.name)}</b>` })}</div>
+      <ol>${steps.map((step) => `<li>${step}</li>`).join("")}</ol>
+      <div class="hint">${tHtml("intro.hint", { outsider: name("someone else") })}</div>`;
     items.push(intro);
   }
   for (const message of data.messages) items.push(drawMessage(message, data));
@@ -371,7 +414,7 @@ function drawTimeline(data) {
 }
 
 function timeOf(ts) {
-  return new Date(Number(ts) * 1000).toLocaleTimeString("en-US", { hour: "numeric", minute: "2-digit" });
+  return new Date(Number(ts) * 1000).toLocaleTimeString(locale(), { hour: "numeric", minute: "2-digit" });
 }
 
 function drawMessage(message, data) {
@@ -382,7 +425,7 @@ function drawMessage(message, data) {
     row.append(avatar(personName(state.viewer)));
     const body = el("div", "message-body");
     const meta = el("div", "meta");
-    meta.append(el("span", "name", personName(state.viewer)), el("span", "only-you", "only visible to you"));
+    meta.append(el("span", "name", personName(state.viewer)), el("span", "only-you", t("message.typed_only_you")));
     const code = el("code", "command-text", message.text);
     body.append(meta, code);
     row.appendChild(body);
@@ -393,16 +436,17 @@ function drawMessage(message, data) {
   row.append(avatar(data.bot.name, "bot-avatar"));
   const body = el("div", "message-body");
   const meta = el("div", "meta");
-  meta.append(el("span", "name", data.bot.name), el("span", "app-badge", "APP"), el("span", "time", timeOf(message.ts)));
-  if (message.edited) meta.appendChild(el("span", "edited", "(edited)"));
-  if (message.ephemeral) meta.appendChild(el("span", "only-you", "👁 Only visible to you"));
+  meta.append(el("span", "name", data.bot.name), el("span", "app-badge", t("message.app")), el("span", "time", timeOf(message.ts)));
+  if (message.edited) meta.appendChild(el("span", "edited", t("message.edited")));
+  if (message.ephemeral) meta.appendChild(el("span", "only-you", `👁 ${t("message.only_you")}`));
   body.appendChild(meta);
   const where = { where: "message", ts: message.ts };
   if (message.blocks && message.blocks.length) body.appendChild(renderBlocks(message.blocks, where));
   else body.appendChild(textObject({ type: "mrkdwn", text: message.text }));
   if (message.replies.length) {
     const thread = el("div", "thread");
-    thread.appendChild(el("div", "thread-count", `${message.replies.length} ${message.replies.length === 1 ? "reply" : "replies"}`));
+    const count = message.replies.length;
+    thread.appendChild(el("div", "thread-count", count === 1 ? t("thread.one") : t("thread.many", { count })));
     for (const reply of message.replies) thread.appendChild(drawMessage(reply, data));
     body.appendChild(thread);
   }
@@ -418,19 +462,19 @@ function drawHome(data) {
   }
   const empty = el("div", "home-empty");
   empty.innerHTML = state.homeMissing
-    ? "<b>No Home tab in this version of credit-bot.</b><br>The app did not publish a view when you opened it."
-    : "Opening the Home tab…";
+    ? `<b>${escapeHtml(t("home.missing"))}</b><br>${escapeHtml(t("home.missing_detail"))}`
+    : escapeHtml(t("home.opening"));
   home.replaceChildren(empty);
 }
 
-function drawBalances(balances) {
-  $("main-balance").replaceChildren(moneyNode("main", balances.main, balances.currency, "amount-value"));
+function drawBalances(balances, settings) {
+  $("main-balance").replaceChildren(moneyNode("main", balances.main, balances.main_shown, "amount-value"));
   const rows = [...balances.subaccounts].map((sub) => {
     const row = el("tr");
     const who = el("td");
-    who.append(el("div", "token", sub.token), el("div", "email", sub.email));
+    who.append(el("div", "token", sub.token), el("div", "email", sub.email), el("div", "purpose", t(`subaccount.${sub.token}`, settings)));
     const amount = el("td", "num");
-    amount.appendChild(moneyNode(sub.token, sub.balance, balances.currency));
+    amount.appendChild(moneyNode(sub.token, sub.balance, sub.shown));
     row.append(who, amount);
     return row;
   });
@@ -440,17 +484,24 @@ function drawBalances(balances) {
     const arrow = move.action === "add" ? "main → " : "";
     const back = move.action === "remove" ? " → main" : "";
     item.append(
-      el("span", "move-amount", `${move.action === "add" ? "+" : "−"}${move.credit} ${balances.currency}`),
+      el("span", "move-amount", `${move.action === "add" ? "+" : "−"}${move.shown}`),
       el("span", "move-path", `${arrow}${move.token}${back}`),
     );
     return item;
   });
-  $("moves").replaceChildren(...(moves.length ? moves : [el("li", "empty", "None yet: confirm a request.")]));
+  $("moves").replaceChildren(...(moves.length ? moves : [el("li", "empty", t("panel.no_moves"))]));
 }
 
-// A balance as the stand-in holds it (an exact string); flashes when it moved.
-function moneyNode(key, value, currency, className) {
-  const node = el("span", `money ${className || ""}`.trim(), `${value} ${currency}`);
+// What the demo told the app, so a visitor knows what to try.
+function drawSettings(settings) {
+  const lines = ["approvers", "second", "max", "daily", "remind", "timeout"];
+  $("settings").replaceChildren(...lines.map((line) => el("li", "", t(`settings.${line}`, settings))));
+}
+
+// A balance as the stand-in holds it (an exact string, compared exactly), written the
+// language's way; flashes when it moved.
+function moneyNode(key, value, shown, className) {
+  const node = el("span", `money ${className || ""}`.trim(), shown);
   node.dataset.account = key;
   const before = state.balances[key];
   if (before !== undefined && before !== value) {
@@ -497,11 +548,15 @@ function setUp() {
     }
     await refresh();
   });
-  for (const example of $("examples").querySelectorAll("button")) {
+  for (const name of EXAMPLES) {
+    const example = el("button", "", t(`example.${name}`));
+    example.type = "button";
+    example.dataset.example = name;
     example.addEventListener("click", () => {
-      $("message-box").value = example.dataset.example;
+      $("message-box").value = t(`example.${name}`);
       $("message-box").focus();
     });
+    $("examples").appendChild(example);
   }
   $("nav-channel").addEventListener("click", () => { state.tab = "channel"; state.drawn = ""; refresh(); });
   $("nav-home").addEventListener("click", openHome);
@@ -511,6 +566,7 @@ function setUp() {
 }
 
 async function start() {
+  await loadTexts();
   setUp();
   const first = await fetch("/demo/state").then((r) => r.json());
   if (!first.people.some((p) => p.id === state.viewer)) state.viewer = first.people[0].id;
