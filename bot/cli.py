@@ -112,15 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="try the bot on this machine: a Slack-like page, no Slack, no SMS Partner",
     )
-    demo.add_argument(
-        "--host", default=demo_page.DEFAULT_HOST, help="page address (default: 127.0.0.1)"
-    )
-    demo.add_argument(
-        "--port",
-        type=demo_page.port,
-        default=demo_page.DEFAULT_PORT,
-        help="page port (default: 8000)",
-    )
+    demo_page.add_arguments(demo, log_level=False)
     return parser
 
 
@@ -128,9 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         # The demo makes its own settings: it reads no .env and needs no credentials.
-        return demo_page.main(
-            ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level]
-        )
+        return demo_page.run(args)
     try:
         return _main(args)
     except ConfigError as error:

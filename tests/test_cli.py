@@ -253,3 +253,10 @@ def test_audit_lists_requests_and_shows_a_trail(tmp_path: Path) -> None:
     assert events == [["pending", "UREQ"], ["executing", "UAPP"], ["failed", ""]]
     missing = _run(["audit", "cr_nope"], tmp_path, **ENV, DATABASE_URL=database_url)
     assert missing.returncode == 1 and "no request cr_nope" in missing.stderr
+
+
+def test_demo_refuses_a_language_it_has_no_catalogue_for(tmp_path: Path) -> None:
+    """`credit-bot demo --language de` stops at the flags (exit 2), before serving anything."""
+    result = _run(["demo", "--language", "de", "--port", "1"], tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice: 'de'" in result.stderr

@@ -37,8 +37,9 @@ def reminder_delay(text: str) -> float:
     return seconds
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike."""
+def add_arguments(parser: argparse.ArgumentParser, *, log_level: bool = True) -> None:
+    """The demo's flags, for `python -m bot.demo` and for `credit-bot demo` alike
+    (`credit-bot` has its own `--log-level`, before the sub-command)."""
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"page address (default: {DEFAULT_HOST})"
     )
@@ -59,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CREDIT_REMIND_AFTER_SECONDS: when a pending card gets its reminder "
         f"(default: {seed.REMIND_AFTER_SECONDS})",
     )
+    if not log_level:
+        return
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -74,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "account: a page that shows a channel where you ask for credit and approve it.",
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the demo until a signal: `args` has the flags of `add_arguments` and log_level."""
     try:
         server = DemoServer(
             host=args.host,
