@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from bot.smspartner.client import APIError, SMSPartnerClient
+from bot.smspartner.client import APIError, CallRecord, SMSPartnerClient
 from bot.smspartner.directory import CARD_MAX_AGE_SECONDS, SubaccountDirectory
 from tests.fakes.smspartner import FakeSMSPartner
 
@@ -221,3 +221,49 @@ def test_subaccounts_lists_the_cached_list(
     tokens = [subaccount.token for subaccount in directory.subaccounts()]
     assert tokens == ["shop-paris", "shop-lyon", "warehouse"]
     assert _list_calls(fake) == 1
+
+
+def test_a_transfer_makes_the_next_card_read_balances_again(
+    fake: FakeSMSPartner, clock: Clock
+) -> None:
+    """Through the client's observer: after an add SMS Partner answered, the next look-up and
+    /me read fresh balances at once (even within the refresh limit); a refused add does not."""
+    heard: list[CallRecord] = []
+    with requests.Session() as session:
+        client = SMSPartnerClient(
+            api_key=API_KEY, base_url=fake.base_url, session=session, observer=heard.append
+        )
+        directory = SubaccountDirectory(client, cache_seconds=300, now=clock)
+
+        def add(amount: str) -> None:
+            try:
+                client.add_credit("shop-paris", Decimal(amount))
+            finally:
+                directory.note_call(heard[-1])  # as build_bot wires it: every call is told
+
+        assert str(directory.main_account().balance) == "500.125"
+        assert directory.look_up("shop-paris").subaccount is not None
+        add("10.00")
+        found = directory.look_up("shop-paris").subaccount
+        assert found is not None and str(found.balance) == "22.500"
+        assert str(directory.main_account().balance) == "490.125"
+        assert (_list_calls(fake), len(fake.requests_to("me"))) == (2, 2)
+        fake.force_error(8, "Crédit insuffisant")
+        with pytest.raises(APIError):
+            add("10.00")
+        directory.look_up("shop-paris")
+        directory.main_account()
+        assert (_list_calls(fake), len(fake.requests_to("me"))) == (2, 2)
+
+
+def test_a_zero_cache_reads_the_main_account_for_every_card(
+    fake: FakeSMSPartner, clock: Clock
+) -> None:
+    """SUBACCOUNT_CACHE_SECONDS=0 holds for /me too: it is not kept for the card's minute."""
+    with requests.Session() as session:
+        client = SMSPartnerClient(api_key=API_KEY, base_url=fake.base_url, session=session)
+        directory = SubaccountDirectory(client, cache_seconds=0, min_refresh_seconds=0, now=clock)
+        directory.main_account()
+        clock.advance(1)
+        directory.main_account()
+        assert len(fake.requests_to("me")) == 2

@@ -126,12 +126,15 @@ def build_bot(
     if migrate:
         store.migrate()
     session = requests.Session()
+    # Who hears of each SMS Partner call: the metrics, and the directory (below), whose
+    # cached balances a transfer makes out of date.
+    observers = [call_observer] if call_observer is not None else []
     client = SMSPartnerClient(
         api_key=settings.smspartner_api_key.reveal(),
         base_url=settings.smspartner_base_url,
         timeout=settings.smspartner_timeout_seconds,
         session=session,
-        observer=call_observer,
+        observer=lambda record: _tell_each(observers, record),
     )
     # One SSLContext and kept-alive connections for every Slack call; never a re-send by
     # itself (slack_sdk's default retry re-posted a card whose first post had gone through).
@@ -167,6 +170,7 @@ def build_bot(
     home = HomeTab(client=web_client, store=store, policy=policy, main_account=client.main_account)
     # Who a sub-account is and what it holds, read before a card and for /credit balance.
     directory = SubaccountDirectory(client, cache_seconds=settings.subaccount_cache_seconds)
+    observers.append(directory.note_call)
     register_listeners(
         app,
         transfers=transfers,
@@ -252,3 +256,8 @@ def register_listeners(
         cards=cards,
         workers=pools.reads,
     )
+
+
+def _tell_each(observers: list[Callable[[CallRecord], None]], record: CallRecord) -> None:
+    for observe in observers:
+        observe(record)

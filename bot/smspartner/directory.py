@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bot.smspartner.accounts import MainAccount, Subaccount
-from bot.smspartner.client import SMSPartnerClient
+from bot.smspartner.client import CallRecord, SMSPartnerClient
 from bot.smspartner.errors import SMSPartnerError
 
 DEFAULT_CACHE_SECONDS = 300.0
@@ -29,6 +29,9 @@ DEFAULT_MIN_REFRESH_SECONDS = 5.0
 # SPEC §2.2: the balances a card shows are at most a minute old when it is posted.
 CARD_MAX_AGE_SECONDS = 60.0
 CLOSE_MATCHES = 3
+# The calls after which the balances in hand may be wrong: a transfer that moved or may have.
+MONEY_OPERATIONS = frozenset({"add", "remove"})
+MAY_HAVE_MOVED = frozenset({"ok", "unknown"})
 CLOSE_MATCH_CUTOFF = 0.6
 
 T = TypeVar("T")
@@ -104,6 +107,13 @@ class _Cached(Generic[T]):
             if self._throttled():
                 return None
             return self._read()
+
+    def expire(self) -> None:
+        """Make the next `get` read again, even within `min_refresh_seconds` of the last read:
+        the value in hand is known to be out of date (money moved)."""
+        with self._lock:
+            self._fetched_at = float("-inf")
+            self._attempted_at = None
 
     def _fresh(self, max_age: float) -> bool:
         return (
@@ -181,8 +191,17 @@ class SubaccountDirectory:
         return self._listing.get(self._age(max_age))[0].subaccounts
 
     def main_account(self, *, max_age: float = CARD_MAX_AGE_SECONDS) -> MainAccount:
-        """The main account, read again when the one in hand is older than `max_age`."""
-        return self._main.get(max_age)[0]
+        """The main account, read again when the one in hand is older than `max_age` (or
+        than the cache's own age, if less)."""
+        return self._main.get(self._age(max_age))[0]
+
+    def note_call(self, record: CallRecord) -> None:
+        """A client observer: after a credit add or remove that may have moved money, the
+        cached balances are out of date, so the next card reads them again (once: a flood
+        of typos is still held back by `min_refresh_seconds`)."""
+        if record.operation in MONEY_OPERATIONS and record.outcome in MAY_HAVE_MOVED:
+            self._listing.expire()
+            self._main.expire()
 
     def _age(self, max_age: float | None) -> float:
         return self.cache_seconds if max_age is None else min(max_age, self.cache_seconds)
