@@ -19,6 +19,7 @@ from bot.texts.catalogue import (
     languages,
 )
 from bot.texts.phrases import foreign_phrases
+from bot.texts.wording import Wording
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -26,6 +27,7 @@ __all__ = [
     "Texts",
     "UnknownLanguageError",
     "UnknownMessageError",
+    "Wording",
     "foreign_phrases",
     "languages",
 ]
