@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+from decimal import Decimal
 
 from bot.texts import DEFAULT_LANGUAGE, Texts, Wording
 
@@ -25,6 +26,8 @@ NO_ANSWER = "reason.no_answer"
 CONNECTION_CUT = "reason.connection_cut"
 ANSWER_UNREADABLE = "reason.answer_unreadable"
 SUCCESS_UNREADABLE = "reason.success_unreadable"
+# Written by the store when a confirm would break the daily limit.
+DAILY_LIMIT = "reason.daily_limit"
 CARD_REFUSED = "reason.card_refused"
 CARD_UNCONFIRMED = "reason.card_unconfirmed"
 CARD_NEVER_POSTED = "reason.card_never_posted"
@@ -40,6 +43,7 @@ _REASONS = (
     CONNECTION_CUT,
     ANSWER_UNREADABLE,
     SUCCESS_UNREADABLE,
+    DAILY_LIMIT,
     CARD_REFUSED,
     CARD_UNCONFIRMED,
     CARD_NEVER_POSTED,
@@ -57,14 +61,21 @@ def _patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
     found = []
     for message_id in _REASONS:
         pattern = ""
+        seen = set()
         for literal, field, _spec, _conversion in string.Formatter().parse(
             texts.messages[message_id]
         ):
             pattern += re.escape(literal)
             if field is not None:
-                pattern += f"(?P<{field}>.*?)"
+                pattern += f"(?P={field})" if field in seen else f"(?P<{field}>.*?)"
+                seen.add(field)
         found.append((message_id, re.compile(pattern, re.DOTALL)))
     return tuple(found)
+
+
+# An amount in a stored reason (`40.00 EUR`): read back as euros, so a card shows it in its
+# language's digits.
+_EUROS = re.compile(r"(\d+(?:\.\d+)?) EUR", re.ASCII)
 
 
 def wording_of(stored: str) -> Wording | None:
@@ -72,5 +83,10 @@ def wording_of(stored: str) -> Wording | None:
     for message_id, pattern in _patterns():
         match = pattern.fullmatch(stored)
         if match:
-            return Wording.of(message_id, **match.groupdict())
+            return Wording.of(message_id, **{k: _value(v) for k, v in match.groupdict().items()})
     return None
+
+
+def _value(text: str) -> str | Decimal:
+    euros = _EUROS.fullmatch(text)
+    return Decimal(euros.group(1)) if euros else text

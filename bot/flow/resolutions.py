@@ -125,8 +125,16 @@ class Resolutions:
     @staticmethod
     def _settled(request: CreditRequest) -> Refusal:
         if request.resolver_id:
-            return Refusal(Wording.of("refusal.settled_by_hand", status=request.status.value))
-        return Refusal(Wording.of("refusal.nothing_to_settle", status=request.status.value))
+            return Refusal(
+                Wording.of(
+                    "refusal.settled_by_hand", status=Wording.of(f"status.{request.status.value}")
+                )
+            )
+        return Refusal(
+            Wording.of(
+                "refusal.nothing_to_settle", status=Wording.of(f"status.{request.status.value}")
+            )
+        )
 
     def _refuse_resolution(self, user_id: str, request: CreditRequest) -> Wording | None:
         if not self.policy.approvers:

@@ -96,16 +96,18 @@ class Texts:
 
     def say(self, wording: Wording, *, escape: Callable[[str], str] = str) -> str:
         """A `Wording` rendered: text values through `escape` (Slack's, for mrkdwn), Decimal
-        values as euros with every digit they have (`1000 EUR`, `10.50 EUR`)."""
-        values = {
-            name: self.format_balance(value, "EUR")
-            if isinstance(value, Decimal)
-            else escape(value)
-            if isinstance(value, str)
-            else value
-            for name, value in wording.values
-        }
-        return self(wording.id, **values)
+        values as euros with every digit they have (`1000 EUR`, `10.50 EUR`), a Wording
+        value rendered in turn."""
+        return self(wording.id, **{name: self._value(v, escape) for name, v in wording.values})
+
+    def _value(self, value: object, escape: Callable[[str], str]) -> object:
+        if isinstance(value, Wording):  # a word of ours inside, a state's name say
+            return self.say(value, escape=escape)
+        if isinstance(value, Decimal):
+            return self.format_balance(value, "EUR")
+        if isinstance(value, str):
+            return escape(value)
+        return value
 
     def format_amount(self, amount: Decimal, currency: str) -> str:
         """A requested amount with cents: en `10.50 EUR`, fr `10,50 EUR`."""
