@@ -26,6 +26,7 @@ from bot.slack.reminders import reminder_text
 from bot.smspartner.accounts import MainAccount, Subaccount
 from bot.smspartner.errors import ERROR_TEXTS, APIError
 from bot.texts import Texts, Wording, foreign_phrases
+from tests.test_cli import ENV, _run
 
 EN = Texts.for_language("en")
 FR = Texts.for_language("fr")
@@ -360,3 +361,16 @@ def test_every_id_the_code_names_is_in_both_catalogues() -> None:
     assert len(named) > 150
     for texts in (EN, FR):
         assert sorted(named - texts.messages.keys()) == []
+
+
+def test_credit_bot_check_speaks_the_language(tmp_path: Path) -> None:
+    """`credit-bot check --offline` with CREDIT_LANGUAGE=fr: each line from the catalogue."""
+    database_url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = _run(
+        ["check", "--offline"], tmp_path, **ENV, DATABASE_URL=database_url, CREDIT_LANGUAGE="fr"
+    )
+    assert result.returncode == 0, result.stderr
+    settings, database = result.stdout.strip().splitlines()
+    assert settings.startswith("settings\u00a0: ok (mode Socket Mode, API Slack ")
+    assert database.startswith("database\u00a0: ok (schéma en version ")
+    assert foreign_phrases(result.stdout, language="fr") == []
