@@ -374,3 +374,12 @@ def test_credit_bot_check_speaks_the_language(tmp_path: Path) -> None:
     assert settings.startswith("settings\u00a0: ok (mode Socket Mode, API Slack ")
     assert database.startswith("database\u00a0: ok (schéma en version ")
     assert foreign_phrases(result.stdout, language="fr") == []
+
+
+def test_the_sweepers_stored_reason_reads_back_to_its_id() -> None:
+    """bot/flow/sweeper.py writes its reason in English itself: it must stay the catalogue's."""
+    source = Path("bot/flow/sweeper.py").read_text()
+    written = re.findall(r'reason="([^"]+)"', source)
+    assert written
+    for text in written:
+        assert reasons.wording_of(text) is not None, text
