@@ -3,12 +3,14 @@
 settings -> database (read and write, schema version) -> Slack (auth.test; the app token in
 Socket Mode) -> SMS Partner (GET /me, which moves nothing). `--offline` stops after the
 database. Nothing printed holds a secret: vendor text is scrubbed of every configured one.
+The lines are in CREDIT_LANGUAGE (the check's name stays as typed); what other parts of the
+bot explain (a start-up or SMS Partner error) is shown as they word it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, cast
 
@@ -20,6 +22,7 @@ from bot.logs import SecretFilter
 from bot.smspartner.client import SMSPartnerClient, SMSPartnerError
 from bot.startup import StartupError, database_failure, verify_app_token, verify_bot_token
 from bot.store import Store
+from bot.texts import DEFAULT_LANGUAGE, Texts
 
 # .env.example's values for the secrets: copied but never filled in.
 PLACEHOLDERS = {
@@ -33,9 +36,11 @@ class Outcome:
     name: str
     ok: bool
     detail: str
+    texts: Texts = field(default_factory=lambda: Texts.for_language(DEFAULT_LANGUAGE))
 
     def line(self) -> str:
-        return f"{self.name}: {'ok' if self.ok else 'FAILED'} ({self.detail})"
+        said = "check.ok" if self.ok else "check.failed"
+        return self.texts(said, check=self.name, detail=self.detail)
 
 
 class MainAccount(Protocol):
@@ -51,21 +56,22 @@ class Accounts(Protocol):
 
 def run_checks(settings: Settings, *, socket_mode: bool, offline: bool) -> Iterator[Outcome]:
     scrub = SecretFilter(settings.secrets()).scrub
+    texts = Texts.for_language(settings.credit_language)
     checks: list[Callable[[], Outcome]] = [
-        lambda: check_settings(settings, socket_mode=socket_mode),
-        lambda: check_database(settings),
+        lambda: check_settings(settings, texts, socket_mode=socket_mode),
+        lambda: check_database(settings, texts),
     ]
     if not offline:
-        checks.append(lambda: check_slack(settings))
+        checks.append(lambda: check_slack(settings, texts))
         if socket_mode:
-            checks.append(lambda: check_app_token(settings))
-        checks.append(lambda: check_smspartner(settings))
+            checks.append(lambda: check_app_token(settings, texts))
+        checks.append(lambda: check_smspartner(settings, texts))
     for check in checks:
         outcome = check()
-        yield Outcome(outcome.name, outcome.ok, scrub(outcome.detail))
+        yield Outcome(outcome.name, outcome.ok, scrub(outcome.detail), texts)
 
 
-def check_settings(settings: Settings, *, socket_mode: bool) -> Outcome:
+def check_settings(settings: Settings, texts: Texts, *, socket_mode: bool) -> Outcome:
     copied = [
         name
         for name, placeholder in PLACEHOLDERS.items()
@@ -73,17 +79,17 @@ def check_settings(settings: Settings, *, socket_mode: bool) -> Outcome:
     ]
     if copied:
         return Outcome(
-            "settings", False, f"{', '.join(copied)} still hold .env.example's placeholder"
+            "settings", False, texts("check.settings.placeholder", names=", ".join(copied))
         )
-    mode = "Socket Mode" if socket_mode else "HTTP mode"
+    mode = "check.settings.socket_mode" if socket_mode else "check.settings.http_mode"
     return Outcome(
         "settings",
         True,
-        f"{mode}, Slack API {settings.slack_api_url}, SMS Partner {settings.smspartner_base_url}",
+        texts(mode, slack_url=settings.slack_api_url, smspartner_url=settings.smspartner_base_url),
     )
 
 
-def check_database(settings: Settings) -> Outcome:
+def check_database(settings: Settings, texts: Texts) -> Outcome:
     store = Store.from_url(settings.database_url)
     try:
         before = store.migrate()
@@ -92,28 +98,33 @@ def check_database(settings: Settings) -> Outcome:
         return Outcome("database", False, database_failure(error, settings.database_url))
     finally:
         store.close()
-    upgraded = "" if before == version else f", upgraded from {before}"
-    return Outcome("database", True, f"schema version {version}{upgraded}, read and written")
+    if before == version:
+        return Outcome("database", True, texts("check.database.ok", version=version))
+    return Outcome(
+        "database", True, texts("check.database.upgraded", version=version, before=before)
+    )
 
 
-def check_slack(settings: Settings) -> Outcome:
+def check_slack(settings: Settings, texts: Texts) -> Outcome:
     try:
         answer = verify_bot_token(settings)
     except StartupError as error:
         return Outcome("slack", False, str(error))
     who = ", ".join(f"{k} {answer[k]}" for k in ("team", "user") if answer.get(k))
-    return Outcome("slack", True, f"auth.test: {who or 'token accepted'}")
+    return Outcome(
+        "slack", True, texts("check.slack.ok", who=who or texts("check.slack.token_accepted"))
+    )
 
 
-def check_app_token(settings: Settings) -> Outcome:
+def check_app_token(settings: Settings, texts: Texts) -> Outcome:
     try:
         verify_app_token(settings)
     except StartupError as error:
         return Outcome("slack app token", False, str(error))
-    return Outcome("slack app token", True, "apps.connections.open: Socket Mode available")
+    return Outcome("slack app token", True, texts("check.app_token.ok"))
 
 
-def check_smspartner(settings: Settings) -> Outcome:
+def check_smspartner(settings: Settings, texts: Texts) -> Outcome:
     client = SMSPartnerClient(
         api_key=settings.smspartner_api_key.reveal(),
         base_url=settings.smspartner_base_url,
@@ -123,12 +134,12 @@ def check_smspartner(settings: Settings) -> Outcome:
         # SMSPartnerClient.main_account() is GET /me: it reads the balance, moves nothing.
         account = cast(Accounts, client).main_account()
     except SMSPartnerError as error:
-        return Outcome("smspartner", False, f"GET /me at {settings.smspartner_base_url}: {error}")
+        failed = texts("check.smspartner.failed", url=settings.smspartner_base_url, error=error)
+        return Outcome("smspartner", False, failed)
     finally:
         client.close()
-    return Outcome(
-        "smspartner", True, f"GET /me: main balance {account.balance:f} {account.currency}"
-    )
+    balance = texts.format_balance(account.balance, account.currency)
+    return Outcome("smspartner", True, texts("check.smspartner.ok", balance=balance))
 
 
 def _secret_value(settings: Settings, name: str) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import requests
 
 from bot.slack.blocks import CONFIRM_ACTION_ID
+from bot.texts import Texts
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
 from tests.slack_requests import SlackSender
@@ -24,6 +26,8 @@ SIGNING_SECRET = "e2e-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"
 API_KEY = "e2e-smspartner-api-key-0123456789"
 STARTUP_SECONDS = 20.0
+# The end-to-end suites run once per language (CREDIT_LANGUAGE), through a module fixture.
+LANGUAGES = ("en", "fr")
 
 
 def free_port() -> int:
@@ -156,6 +160,28 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+# -- what the app writes, in its language ---------------------------------------------------
+
+
+def shown(text: str) -> str:
+    """`text` as it appears inside `json.dumps` of a message (non-ASCII escaped), for
+    `card_now`'s predicates and `ephemeral_to`'s answers."""
+    return json.dumps(text)[1:-1]
+
+
+def lead(texts: Texts, message_id: str) -> str:
+    """The fixed words a message starts with, before its first value (JSON-escaped)."""
+    return shown(
+        next(literal for literal, *_ in string.Formatter().parse(texts.messages[message_id]))
+    )
+
+
+def tail(texts: Texts, message_id: str) -> str:
+    """The fixed words a message ends with, after its last value (JSON-escaped)."""
+    pieces = list(string.Formatter().parse(texts.messages[message_id]))
+    return shown(pieces[-1][0] if pieces[-1][1] is None else "")
 
 
 # -- reading what the app sent to Slack -----------------------------------------------------

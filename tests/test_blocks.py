@@ -21,6 +21,7 @@ from bot.slack.blocks import (
     format_amount,
     format_balance,
 )
+from bot.texts import Texts, Wording
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 REQUEST = CreditRequest(
@@ -36,6 +37,8 @@ REQUEST = CreditRequest(
     expires_at=NOW + dt.timedelta(minutes=15),
 )
 
+EN = Texts.for_language("en")
+
 
 def _buttons(message: dict[str, object]) -> list[dict[str, object]]:
     return [
@@ -48,7 +51,7 @@ def _buttons(message: dict[str, object]) -> list[dict[str, object]]:
 
 def test_confirmation_has_both_buttons_with_the_request_id() -> None:
     """Confirm (primary, with a confirm dialog) and Cancel (danger) carry the request id."""
-    message = build_confirmation(REQUEST)
+    message = build_confirmation(REQUEST, texts=EN)
     confirm, cancel = _buttons(message)
     assert (confirm["action_id"], confirm["style"], confirm["value"]) == (
         CONFIRM_ACTION_ID,
@@ -71,8 +74,8 @@ def test_confirmation_has_both_buttons_with_the_request_id() -> None:
 def test_outcome_cards_have_no_buttons(status: Status) -> None:
     """Every ended request's card has no buttons left (unknown's are in test_answers.py)."""
     ended = replace(REQUEST, status=status, approver_id="UAPP", canceller_id="UAPP")
-    assert _buttons(build_outcome(ended)) == []
-    assert _buttons(build_card(ended)) == []
+    assert _buttons(build_outcome(ended, texts=EN)) == []
+    assert _buttons(build_card(ended, texts=EN)) == []
 
 
 def test_success_card_shows_people_and_exact_balances() -> None:
@@ -84,7 +87,7 @@ def test_success_card_shows_people_and_exact_balances() -> None:
         main_balance=Decimal("10225.119"),
         subaccount_balance=Decimal("0.800"),
     )
-    text = json.dumps(build_outcome(done))
+    text = json.dumps(build_outcome(done, texts=EN))
     for fact in ("<@UREQ>", "<@UAPP>", "10225.119 EUR", "0.800 EUR", "10.50 EUR", "sub-42"):
         assert fact in text
 
@@ -92,7 +95,7 @@ def test_success_card_shows_people_and_exact_balances() -> None:
 def test_unknown_card_says_check_the_balance() -> None:
     """The unknown card says it may or may not have happened, and to check first."""
     unknown = replace(REQUEST, status=Status.UNKNOWN, approver_id="UAPP", error_message="timeout")
-    text = build_outcome(unknown)["text"]
+    text = build_outcome(unknown, texts=EN)["text"]
     assert "may or may not have happened" in text and "Check" in text
 
 
@@ -105,7 +108,7 @@ def test_user_and_vendor_text_is_escaped() -> None:
         error_message="<!here> <https://evil.test|click>",
         subaccount_token="<!everyone>",
     )
-    text = json.dumps(build_outcome(hostile))
+    text = json.dumps(build_outcome(hostile, texts=EN))
     assert "<!channel>" not in text and "<!here>" not in text and "<!everyone>" not in text
     assert "<https://" not in text
     assert escape_mrkdwn("a<b>&c") == "a&lt;b&gt;&amp;c"
@@ -113,14 +116,14 @@ def test_user_and_vendor_text_is_escaped() -> None:
 
 def test_money_formats() -> None:
     """Amounts show two decimals; balances show exactly what SMS Partner sent."""
-    assert format_amount(Decimal("10"), "EUR") == "10.00 EUR"
-    assert format_amount(Decimal("10.5"), "EUR") == "10.50 EUR"
-    assert format_balance(Decimal("0.800"), "EUR") == "0.800 EUR"
-    assert format_balance(None, "EUR") == "unknown"
+    assert format_amount(EN, Decimal("10"), "EUR") == "10.00 EUR"
+    assert format_amount(EN, Decimal("10.5"), "EUR") == "10.50 EUR"
+    assert format_balance(EN, Decimal("0.800"), "EUR") == "0.800 EUR"
+    assert format_balance(EN, None, "EUR") == "unknown"
 
 
 def test_usage_puts_the_reason_first() -> None:
     """A refused command's answer starts with the reason and includes the usage."""
-    text = build_usage("Bad amount.")["text"]
-    assert text.startswith(":warning: Bad amount.")
+    text = build_usage(EN, Wording.of("usage.error.amount_zero"))["text"]
+    assert text.startswith(":warning: The amount must be greater than 0.")
     assert "/credit add" in text

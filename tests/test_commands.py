@@ -13,7 +13,6 @@ from bot.domain import Action
 from bot.flow.commands import (
     REASON_MAX_LENGTH,
     TOKEN_MAX_LENGTH,
-    USAGE,
     BalanceCommand,
     CreditCommand,
     HelpCommand,
@@ -24,6 +23,8 @@ from bot.flow.commands import (
     parse_subaccount,
     parse_token,
 )
+from bot.slack.blocks import usage
+from bot.texts import Texts
 
 MAX = Decimal("1000")
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -230,8 +231,11 @@ def test_malformed_commands_say_what_is_wrong(text: str, fragment: str) -> None:
     assert fragment in caught.value.message
 
 
+USAGE = usage(Texts.for_language("en"))
+
+
 def test_usage_lists_every_sub_command_with_placeholders_escaped() -> None:
-    """USAGE names every sub-command, the French words and an example, and has no raw `<`."""
+    """The usage names every sub-command, the French words and an example, and has no raw `<`."""
     assert "`/credit add &lt;sub-account&gt; &lt;amount&gt; [reason]`" in USAGE
     assert "`/credit remove &lt;sub-account&gt; &lt;amount&gt; [reason]`" in USAGE
     for command in ("balance [sub-account]", "history [sub-account]", "help"):

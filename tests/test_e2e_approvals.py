@@ -1,5 +1,8 @@
 """End to end, issue 10: reasons, who can approve, user groups, a second approval, the daily
-limit, reminders and the Home tab, through the real app process and the loopback fakes."""
+limit, reminders and the Home tab, through the real app process and the loopback fakes.
+
+Run once per language (CREDIT_LANGUAGE=en, then fr): what the app writes is compared with the
+catalogue's texts in that language, never with English literals."""
 
 from __future__ import annotations
 
@@ -19,14 +22,18 @@ import pytest
 from bot.domain import Status
 from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
 from bot.store import Store
+from bot.texts import Texts
 from tests.e2e import (
     API_KEY,
     BOT_TOKEN,
+    LANGUAGES,
     AppProcess,
     app_env,
     card_now,
     ephemeral_to,
+    lead,
     open_request,
+    shown,
 )
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
@@ -36,6 +43,17 @@ StartApp = Callable[..., AppProcess]
 CLICKS = 20
 # How long a wait may take on a loaded machine before it counts as never (no timing is tested).
 PATIENT = 20.0
+
+
+@pytest.fixture(scope="module", params=LANGUAGES)
+def language(request: pytest.FixtureRequest) -> str:
+    """The apps' CREDIT_LANGUAGE: every test of the module runs in each."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def texts(language: str) -> Texts:
+    return Texts.for_language(language)
 
 
 @pytest.fixture
@@ -63,12 +81,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def start_app(slack: FakeSlack, smspartner: FakeSMSPartner, tmp_path: Path) -> Iterator[StartApp]:
+def start_app(
+    slack: FakeSlack, smspartner: FakeSMSPartner, tmp_path: Path, language: str
+) -> Iterator[StartApp]:
     """Start app processes; each is stopped afterwards (before any database fixture goes)."""
     started: list[AppProcess] = []
 
     def start(database_url: str, *, module: str = "bot", **overrides: str) -> AppProcess:
-        env = app_env(slack=slack, smspartner=smspartner, database_url=database_url, **overrides)
+        env = app_env(
+            slack=slack,
+            smspartner=smspartner,
+            database_url=database_url,
+            CREDIT_LANGUAGE=language,
+            **overrides,
+        )
         app = AppProcess(env=env, workdir=tmp_path, module=module)
         started.append(app)
         return app.start()
@@ -127,11 +153,30 @@ def _home_text(slack: FakeSlack, user_id: str) -> str:
     return json.dumps(slack.homes.get(user_id, {}))
 
 
+def _added(texts: Texts) -> str:
+    """What a success card of an add starts with (JSON-escaped)."""
+    return lead(texts, "card.succeeded.add")
+
+
+def _handled(texts: Texts, *approvers: str) -> list[str]:
+    """The answers to a Confirm that came too late, by any of `approvers` (JSON-escaped)."""
+    return [
+        shown(texts(f"handled.{state}", who=f"<@{who}>"))
+        for state in ("executing", "succeeded")
+        for who in approvers
+    ]
+
+
 # -- 1. reason, 2. who can approve ------------------------------------------------------------
 
 
 def test_reason_is_escaped_on_the_card_its_outcome_the_trail_and_the_log(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str, tmp_path: Path
+    sqlite_url: str,
+    start_app: StartApp,
+    slack: FakeSlack,
+    token: str,
+    tmp_path: Path,
+    texts: Texts,
 ) -> None:
     """The reason shows escaped (no ping), the approvers are mentioned, and it stays."""
     app = start_app(sqlite_url)
@@ -140,10 +185,10 @@ def test_reason_is_escaped_on_the_card_its_outcome_the_trail_and_the_log(
     card = _card(slack, token)
     assert "March &lt;!channel&gt; campaign" in card
     assert "<!channel>" not in card
-    assert "Can approve: <@UAPP>, <@UAPP2>" in card
+    assert shown(texts("card.can_approve", approvers="<@UAPP>, <@UAPP2>")) in card
 
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    outcome = json.dumps(card_now(slack, token, "Added"))
+    outcome = json.dumps(card_now(slack, token, _added(texts)))
     assert "March &lt;!channel&gt; campaign" in outcome
 
     request, _, events = _stored(sqlite_url, request_id)
@@ -165,32 +210,33 @@ def test_reason_is_escaped_on_the_card_its_outcome_the_trail_and_the_log(
 
 
 def test_required_reason_is_asked_for_and_groups_are_mentioned_as_groups(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str
+    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """CREDIT_REQUIRE_REASON refuses a bare command; a group approver shows as a group."""
     slack.set_group("SFIN", ["UAPP"])
     app = start_app(sqlite_url, CREDIT_REQUIRE_REASON="true", CREDIT_APPROVERS="SFIN,UBOSS")
     sender = app.sender(slack)
     refused = sender.command(f"add {token} 10", user_id="UREQ")
-    assert "reason after the amount is required" in refused.text
+    assert texts("usage.error.reason_required") in refused.json()["text"]
     open_request(sender, slack, f"add {token} 10 Q3 launch")
-    assert "Can approve: <@UBOSS>, <!subteam^SFIN>" in _card(slack, token)
+    can_approve = texts("card.can_approve", approvers="<@UBOSS>, <!subteam^SFIN>")
+    assert shown(can_approve) in _card(slack, token)
 
 
 def test_with_no_approvers_the_requester_is_named(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str
+    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """No approvers configured: the card says the requester approves."""
     app = start_app(sqlite_url, CREDIT_APPROVERS="")
     open_request(app.sender(slack), slack, f"add {token} 10")
-    assert "Can approve: <@UREQ>" in _card(slack, token)
+    assert shown(texts("card.can_approve", approvers="<@UREQ>")) in _card(slack, token)
 
 
 # -- 3. user groups -------------------------------------------------------------------------
 
 
 def test_group_membership_change_is_seen_once_the_cache_expires(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str
+    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """UNEW is refused while not in the group; once added, after the cache expires, UNEW
     may act: here Cancel, so no money moves while the test waits."""
@@ -207,12 +253,14 @@ def test_group_membership_change_is_seen_once_the_cache_expires(
     refused_url = slack.response_url(f"refused-{token}")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UNEW", response_url=refused_url)
     slack.wait_for(lambda f: len(ephemeral_to(f, f"refused-{token}")) == 1)
-    assert "Only the person who asked or an approver" in ephemeral_to(slack, f"refused-{token}")[0]
+    refusal = shown(texts("refusal.cancel_not_allowed"))
+    assert refusal in ephemeral_to(slack, f"refused-{token}")[0]
 
+    cancelled = lead(texts, "card.cancelled")
     slack.set_group("SFIN", ["UOLD", "UNEW"])
     deadline = time.monotonic() + 10
     attempt = 0
-    while "Cancelled by" not in _card(slack, token):
+    while cancelled not in _card(slack, token):
         assert time.monotonic() < deadline, "the new member was never let in"
         attempt += 1
         url = slack.response_url(f"try-{token}-{attempt}")
@@ -220,10 +268,10 @@ def test_group_membership_change_is_seen_once_the_cache_expires(
         # Each click is answered (a refusal, or the card): wait for that answer.
         slack.wait_for(
             lambda f, n=attempt: (
-                bool(ephemeral_to(f, f"try-{token}-{n}")) or "Cancelled by" in _card(f, token)
+                bool(ephemeral_to(f, f"try-{token}-{n}")) or cancelled in _card(f, token)
             )
         )
-    assert "Cancelled by <@UNEW>" in _card(slack, token)
+    assert f"{cancelled}<@UNEW>" in _card(slack, token)
 
 
 # -- 4. second approval -----------------------------------------------------------------------
@@ -237,6 +285,7 @@ def test_twenty_confirms_by_two_approvers_make_one_call_above_the_threshold(
     slack: FakeSlack,
     smspartner: FakeSMSPartner,
     token: str,
+    texts: Texts,
 ) -> None:
     """Above CREDIT_SECOND_APPROVAL_ABOVE: 20 simultaneous Confirms, split between two
     approvers, give one first approval, one claim, one SMS Partner call; both approvers are
@@ -245,7 +294,7 @@ def test_twenty_confirms_by_two_approvers_make_one_call_above_the_threshold(
     app = start_app(url, CREDIT_SECOND_APPROVAL_ABOVE="500")
     sender = app.sender(slack)
     request_id = open_request(sender, slack, f"add {token} 600 big campaign")
-    assert "Needs 2 approvals" in _card(slack, token)
+    assert shown(texts("card.needs_two")) in _card(slack, token)
     smspartner.delay_seconds = 0.3  # keep the claimant busy while the others arrive
     urls = [slack.response_url(f"race-{token}-{n}") for n in range(CLICKS)]
 
@@ -258,7 +307,7 @@ def test_twenty_confirms_by_two_approvers_make_one_call_above_the_threshold(
         statuses = list(pool.map(click, range(CLICKS)))
     assert statuses == [200] * CLICKS
 
-    outcome = json.dumps(card_now(slack, token, "Added", timeout=PATIENT))
+    outcome = json.dumps(card_now(slack, token, _added(texts), timeout=PATIENT))
     slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == CLICKS - 2, timeout=PATIENT)
     assert len(smspartner.requests_to("add")) == 1
     stored, approvals, events = _stored(url, request_id)
@@ -269,12 +318,18 @@ def test_twenty_confirms_by_two_approvers_make_one_call_above_the_threshold(
     executing = next(e for e in events if e.status is Status.EXECUTING)
     assert executing.detail == f"second approval; first by {stored.first_approver_id}"
     assert f"<@{stored.first_approver_id}>, <@{stored.approver_id}>" in outcome
-    answers = ephemeral_to(slack, f"race-{token}")
-    assert all("already approved" in answer for answer in answers)
+    told = [shown(texts("refusal.already_approved")), *_handled(texts, "UAPP", "UAPP2")]
+    for answer in ephemeral_to(slack, f"race-{token}"):
+        assert any(text in answer for text in told)
 
 
 def test_first_approval_waits_for_a_second_approver(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sqlite_url: str,
+    start_app: StartApp,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    texts: Texts,
 ) -> None:
     """The first Confirm says "1 of 2" and keeps the buttons; the same approver again is
     told they already approved; nothing is sent until the second approver confirms."""
@@ -282,18 +337,19 @@ def test_first_approval_waits_for_a_second_approver(
     sender = app.sender(slack)
     request_id = open_request(sender, slack, f"add {token} 501")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    card = json.dumps(card_now(slack, token, "(1 of 2)"))
-    assert "Approved by <@UAPP> (1 of 2), waiting for a second approver" in card
+    card = json.dumps(
+        card_now(slack, token, shown(texts("card.first_approval", approver="<@UAPP>")))
+    )
     assert CONFIRM_ACTION_ID in card and CANCEL_ACTION_ID in card
 
     again = slack.response_url(f"again-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=again)
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"again-{token}")))
-    assert "You already approved" in ephemeral_to(slack, f"again-{token}")[0]
+    assert shown(texts("refusal.already_approved")) in ephemeral_to(slack, f"again-{token}")[0]
     assert smspartner.requests_to("add") == []
 
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
-    card_now(slack, token, "Added")
+    card_now(slack, token, _added(texts))
     assert len(smspartner.requests_to("add")) == 1
 
 
@@ -301,18 +357,23 @@ def test_first_approval_waits_for_a_second_approver(
 
 
 def test_daily_limit_refuses_the_command_with_what_is_left(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str
+    sqlite_url: str, start_app: StartApp, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """100 EUR a day: after 70 EUR went through, asking for 40 more is refused with 30 left."""
     app = start_app(sqlite_url, CREDIT_DAILY_LIMIT="100")
     sender = app.sender(slack)
     request_id = open_request(sender, slack, f"add {token} 70")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    card_now(slack, token, "Added")
+    card_now(slack, token, _added(texts))
     url = slack.response_url(f"limit-{token}")
     assert sender.command(f"add {token} 40", user_id="UREQ", response_url=url).text == ""
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"limit-{token}")))
-    assert "30.00 EUR of the 100.00 EUR" in ephemeral_to(slack, f"limit-{token}")[0]
+    refusal = texts(
+        "command.daily_limit",
+        left=texts.format_amount(Decimal("30"), "EUR"),
+        limit=texts.format_amount(Decimal("100"), "EUR"),
+    )
+    assert shown(refusal) in ephemeral_to(slack, f"limit-{token}")[0]
 
 
 def test_daily_limit_holds_for_confirms_racing_on_two_replicas(
@@ -321,6 +382,7 @@ def test_daily_limit_holds_for_confirms_racing_on_two_replicas(
     slack: FakeSlack,
     smspartner: FakeSMSPartner,
     token: str,
+    texts: Texts,
 ) -> None:
     """Two requests of 60 EUR under a 100 EUR limit, opened before either moved money, are
     confirmed at once on two replicas: one is sent, the other's card says the daily limit
@@ -337,8 +399,13 @@ def test_daily_limit_holds_for_confirms_racing_on_two_replicas(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(confirm, range(8))) == [200] * 8
-    card_now(slack, token, "Daily limit reached", timeout=PATIENT)
-    card_now(slack, token, "Added", timeout=PATIENT)
+    reached = texts(
+        "reason.daily_limit",
+        left=texts.format_balance(Decimal("40.00"), "EUR"),
+        limit=texts.format_balance(Decimal("100.00"), "EUR"),
+    )
+    card_now(slack, token, shown(reached), timeout=PATIENT)
+    card_now(slack, token, _added(texts), timeout=PATIENT)
     assert len(smspartner.requests_to("add")) == 1
     statuses = {_stored(postgres_url, r)[0].status for r in (first, second)}
     assert statuses == {Status.SUCCEEDED, Status.FAILED}
@@ -391,7 +458,12 @@ def test_reminder_is_sent_once_with_two_replicas(
 
 
 def test_home_tab_lists_what_waits_and_a_click_there_moves_money_once(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sqlite_url: str,
+    start_app: StartApp,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    texts: Texts,
 ) -> None:
     """The approver's Home lists the request with its buttons and the main balance; Confirm
     clicked there sends once, updates the channel's card and redraws the Home tab."""
@@ -401,27 +473,36 @@ def test_home_tab_lists_what_waits_and_a_click_there_moves_money_once(
     _open_home(sender, "UAPP")
     slack.wait_for(lambda f: request_id in _home_text(f, "UAPP"))
     home = _home_text(slack, "UAPP")
-    assert "5000.000 EUR" in home and "for the Home tab" in home
+    assert shown(texts.format_balance(Decimal("5000.000"), "EUR")) in home
+    assert "for the Home tab" in home
     assert CONFIRM_ACTION_ID in home and CANCEL_ACTION_ID in home
 
     _open_home(sender, "UREQ")
-    slack.wait_for(lambda f: "Your latest requests" in _home_text(f, "UREQ"))
+    slack.wait_for(lambda f: shown(texts("home.mine")) in _home_text(f, "UREQ"))
     mine = _home_text(slack, "UREQ")
-    assert "pending" in mine and CONFIRM_ACTION_ID not in mine  # own request: not theirs to approve
+    assert (
+        shown(texts("status.pending")) in mine and CONFIRM_ACTION_ID not in mine
+    )  # own request: not theirs to approve
 
     publishes = slack.count("views.publish")
     _home_click(sender, CONFIRM_ACTION_ID, request_id, "UAPP")
     _home_click(sender, CONFIRM_ACTION_ID, request_id, "UAPP")
-    card_now(slack, token, "Added")
+    card_now(slack, token, _added(texts))
     slack.wait_for(lambda f: f.count("views.publish") >= publishes + 2)
     assert len(smspartner.requests_to("add")) == 1
     published = [json.dumps(c.args) for c in slack.calls_to("views.publish")]
-    assert any("already approved" in view for view in published)  # the second click's answer
+    # The second click's answer:
+    assert any(told in view for view in published for told in _handled(texts, "UAPP"))
     assert request_id not in _home_text(slack, "UAPP")  # nothing waits any more
 
 
 def test_home_tab_click_by_someone_not_allowed_is_refused(
-    sqlite_url: str, start_app: StartApp, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sqlite_url: str,
+    start_app: StartApp,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    texts: Texts,
 ) -> None:
     """No channel in a Home click: the signed user still decides; the requester may not
     confirm from there. The balance says unavailable when /me fails."""
@@ -430,7 +511,8 @@ def test_home_tab_click_by_someone_not_allowed_is_refused(
     sender = app.sender(slack)
     request_id = open_request(sender, slack, f"add {token} 12")
     _home_click(sender, CONFIRM_ACTION_ID, request_id, "UREQ")
-    slack.wait_for(lambda f: "not allowed to approve" in _home_text(f, "UREQ"))
-    assert "unavailable" in _home_text(slack, "UREQ")
+    refusal = shown(texts("refusal.not_an_approver"))
+    slack.wait_for(lambda f: refusal in _home_text(f, "UREQ"))
+    assert shown(texts("home.unavailable")) in _home_text(slack, "UREQ")
     assert smspartner.requests_to("add") == []
-    assert "Waiting for approval" in _card(slack, token)
+    assert lead(texts, "card.confirm.fallback") in _card(slack, token)  # still pending

@@ -1,7 +1,9 @@
 """End to end: the real app in HTTP mode, signed Slack requests, loopback Slack and SMS Partner.
 
-One app process serves the whole module (approvers UAPP and UAPP2; requester UREQ);
-each test uses its own sub-account so tests do not see each other's requests.
+One app process serves the whole module (approvers UAPP and UAPP2; requester UREQ), once per
+language (CREDIT_LANGUAGE=en, then fr, with fakes of its own): what it writes is compared with
+the catalogue's texts, never with English literals. Each test uses its own sub-account so tests
+do not see each other's requests.
 """
 
 from __future__ import annotations
@@ -18,19 +20,24 @@ from typing import Any
 import pytest
 
 from bot.domain import Status
-from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID
+from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID, usage
 from bot.store import Store
+from bot.texts import Texts, foreign_phrases
 from tests.e2e import (
     API_KEY,
     BOT_TOKEN,
+    LANGUAGES,
     SIGNING_SECRET,
     AppProcess,
     app_env,
     card_now,
     card_posted,
     ephemeral_to,
+    lead,
     open_request,
     request_id_of,
+    shown,
+    tail,
 )
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smspartner import FakeSMSPartner
@@ -61,28 +68,48 @@ BAD_INPUTS = [
 TOKEN_POOL = 80
 
 
+@pytest.fixture(scope="module", params=LANGUAGES)
+def language(request: pytest.FixtureRequest) -> str:
+    """The app's CREDIT_LANGUAGE: every fixture below is made again for each."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlack]:
+def texts(language: str) -> Texts:
+    return Texts.for_language(language)
+
+
+@pytest.fixture(scope="module")
+def slack(language: str) -> Iterator[FakeSlack]:
     with FakeSlack(bot_token=BOT_TOKEN) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
-def smspartner() -> Iterator[FakeSMSPartner]:
+def smspartner(language: str) -> Iterator[FakeSMSPartner]:
     with FakeSMSPartner(api_key=API_KEY, main_balance=Decimal("5000.000")) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
-def database_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("e2e") / "credit_bot.db"
+def database_file(tmp_path_factory: pytest.TempPathFactory, language: str) -> Path:
+    return tmp_path_factory.mktemp(f"e2e-{language}") / "credit_bot.db"
 
 
 @pytest.fixture(scope="module")
 def app(
-    slack: FakeSlack, smspartner: FakeSMSPartner, database_file: Path, _fresh_tokens: Iterator[str]
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    database_file: Path,
+    _fresh_tokens: Iterator[str],
+    language: str,
 ) -> Iterator[AppProcess]:
-    env = app_env(slack=slack, smspartner=smspartner, database_url=f"sqlite:///{database_file}")
+    env = app_env(
+        slack=slack,
+        smspartner=smspartner,
+        database_url=f"sqlite:///{database_file}",
+        CREDIT_LANGUAGE=language,
+    )
     process = AppProcess(env=env, workdir=database_file.parent).start()
     yield process
     process.stop()
@@ -121,6 +148,26 @@ def token(_fresh_tokens: Iterator[str]) -> str:
     return next(_fresh_tokens)
 
 
+def _euros(texts: Texts, amount: str) -> str:
+    """An amount as the card writes it (JSON-escaped): `10.50 EUR`, `10,50 EUR`."""
+    return shown(texts.format_amount(Decimal(amount), "EUR"))
+
+
+def _balance(texts: Texts, balance: Decimal) -> str:
+    return shown(texts.format_balance(balance, "EUR"))
+
+
+def _succeeded(texts: Texts, verb: str, amount: str, token: str) -> str:
+    """The headline of the success card (JSON-escaped)."""
+    return shown(
+        texts(
+            f"card.succeeded.{verb}",
+            amount=texts.format_amount(Decimal(amount), "EUR"),
+            token=f"`{token}`",
+        )
+    )
+
+
 def _buttons_left(message: dict[str, Any]) -> list[str]:
     return [
         e.get("action_id")
@@ -131,25 +178,38 @@ def _buttons_left(message: dict[str, Any]) -> list[str]:
 
 
 def test_add_moves_credit_after_approval(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    store: Store,
+    texts: Texts,
 ) -> None:
     """add: a card with both buttons, one approved click, one API call, balances shown."""
-    main_after = f"{smspartner.main_balance - Decimal('10.50'):.3f} EUR"
+    main_after = _balance(
+        texts, (smspartner.main_balance - Decimal("10.50")).quantize(Decimal("0.001"))
+    )
     response = sender.command(f"add {token} 10,50")
     assert response.status_code == 200
     card = card_posted(slack, token)
     assert card["channel"] == "CFIN"
     text = json.dumps(card)
-    for fact in ("<@UREQ>", "10.50 EUR", token, CONFIRM_ACTION_ID, CANCEL_ACTION_ID):
+    for fact in ("<@UREQ>", _euros(texts, "10.50"), token, CONFIRM_ACTION_ID, CANCEL_ACTION_ID):
         assert fact in text
     request_id = request_id_of(card)
 
     click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     assert click.status_code == 200
-    done = card_now(slack, token, "Added")
-    shown = json.dumps(done)
-    for fact in ("10.50 EUR", "<@UREQ>", "<@UAPP>", "110.500 EUR", main_after):
-        assert fact in shown
+    done = card_now(slack, token, _succeeded(texts, "add", "10.50", token))
+    card_text = json.dumps(done)
+    for fact in (
+        _euros(texts, "10.50"),
+        "<@UREQ>",
+        "<@UAPP>",
+        _balance(texts, Decimal("110.500")),
+        main_after,
+    ):
+        assert fact in card_text
     assert _buttons_left(done) == []
 
     calls = smspartner.wait_for_transfers(1)
@@ -162,84 +222,92 @@ def test_add_moves_credit_after_approval(
 
 
 def test_remove_moves_credit_back(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, texts: Texts
 ) -> None:
     """remove: the sub-account goes down, the main account up, by exactly the amount."""
     request_id = open_request(sender, slack, f"remove {token} 25")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2")
-    shown = json.dumps(card_now(slack, token, "Removed"))
-    assert "75.000 EUR" in shown and "25.00 EUR" in shown
+    card_text = json.dumps(card_now(slack, token, _succeeded(texts, "remove", "25", token)))
+    assert _balance(texts, Decimal("75.000")) in card_text
+    assert _euros(texts, "25") in card_text
     assert smspartner.wait_for_transfers(1)[0].path == "/v1/subaccount/credit/remove"
 
 
 @pytest.mark.parametrize(
-    ("code", "english"),
+    ("code", "message_id"),
     [
-        (1, "no SMS Partner API key configured"),
-        (2, "No credit amount was sent"),
-        (3, "No sub-account token was sent"),
-        (4, "not allowed to manage sub-account credit"),
-        (5, "must be greater than 0"),
-        (6, "balance to take the credit from must be greater than 0"),
-        (7, "Sub-account does not exist"),
-        (8, "Insufficient credit"),
-        (9, "API key is invalid"),
-        (10, "API key is invalid"),
-        (11, "Insufficient credit"),
-        (96, "IP"),
-        (42, "SMS Partner error 42"),
+        (1, "smspartner.error.1"),
+        (2, "smspartner.error.2"),
+        (3, "smspartner.error.3"),
+        (4, "smspartner.error.4"),
+        (5, "smspartner.error.5"),
+        (6, "smspartner.error.6"),
+        (7, "smspartner.error.7"),
+        (8, "smspartner.error.8"),
+        (9, "smspartner.error.9"),
+        (10, "smspartner.error.10"),
+        (11, "smspartner.error.11"),
+        (96, "smspartner.error.96"),
+        (42, "smspartner.error.other"),
     ],
 )
 def test_every_error_code_is_mapped(
     code: int,
-    english: str,
+    message_id: str,
     sender: SlackSender,
     slack: FakeSlack,
     smspartner: FakeSMSPartner,
     token: str,
     store: Store,
+    texts: Texts,
 ) -> None:
-    """Each vendor error code ends the request failed, its English text and vendor message shown."""
+    """Each vendor error code ends the request failed, our text for it and SMS Partner's own
+    message (as it came) shown."""
     request_id = open_request(sender, slack, f"add {token} 5")
     smspartner.force_error(code, f"Message du fournisseur {code}", http_status=400)
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(card_now(slack, token, "did not go through"), ensure_ascii=False)
-    assert english in shown
-    assert f"Message du fournisseur {code}" in shown
+    card = card_now(slack, token, lead(texts, "card.failed"))
+    card_text = json.dumps(card, ensure_ascii=False)
+    explained = texts(message_id, **({"code": str(code)} if code == 42 else {}))
+    assert explained in card_text
+    assert f"Message du fournisseur {code}" in card_text
     stored = store.get(request_id)
     assert stored is not None
     assert (stored.status, stored.error_code) == (Status.FAILED, code)
 
 
-def test_cancel_by_requester(sender: SlackSender, slack: FakeSlack, token: str) -> None:
+def test_cancel_by_requester(
+    sender: SlackSender, slack: FakeSlack, token: str, texts: Texts
+) -> None:
     """The requester cancels: the card says who, no buttons, nothing sent."""
     request_id = open_request(sender, slack, f"add {token} 3")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UREQ")
-    cancelled = card_now(slack, token, "Cancelled by")
+    cancelled = card_now(slack, token, lead(texts, "card.cancelled"))
     assert "<@UREQ>" in json.dumps(cancelled)
     assert _buttons_left(cancelled) == []
 
 
 def test_cancel_by_approver_then_confirm_is_already_handled(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, texts: Texts
 ) -> None:
     """An approver cancels; a later Confirm is told who cancelled it, and calls nothing."""
     request_id = open_request(sender, slack, f"add {token} 3")
     sender.click(CANCEL_ACTION_ID, request_id, user_id="UAPP")
-    card_now(slack, token, "Cancelled by")
+    card_now(slack, token, lead(texts, "card.cancelled"))
     late_url = slack.response_url("late-confirm")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=late_url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, "late-confirm")))
-    assert "<@UAPP> already cancelled this request" in ephemeral_to(slack, "late-confirm")[0]
+    told = shown(texts("handled.cancelled", who="<@UAPP>"))
+    assert told in ephemeral_to(slack, "late-confirm")[0]
     assert smspartner.transfers == []
 
 
 @pytest.mark.parametrize(
     ("user", "action", "reason"),
     [
-        ("UREQ", CONFIRM_ACTION_ID, "not allowed to approve"),
-        ("USTRANGER", CONFIRM_ACTION_ID, "not allowed to approve"),
-        ("USTRANGER", CANCEL_ACTION_ID, "Only the person who asked or an approver"),
+        ("UREQ", CONFIRM_ACTION_ID, "refusal.not_an_approver"),
+        ("USTRANGER", CONFIRM_ACTION_ID, "refusal.not_an_approver"),
+        ("USTRANGER", CANCEL_ACTION_ID, "refusal.cancel_not_allowed"),
     ],
 )
 def test_refused_clicks_change_nothing(
@@ -251,13 +319,14 @@ def test_refused_clicks_change_nothing(
     smspartner: FakeSMSPartner,
     token: str,
     store: Store,
+    texts: Texts,
 ) -> None:
     """The requester (no approver) and a stranger are refused privately; nothing changes."""
     request_id = open_request(sender, slack, f"add {token} 4")
     url = slack.response_url(f"refused-{token}")
     assert sender.click(action, request_id, user_id=user, response_url=url).status_code == 200
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"refused-{token}")))
-    assert reason in ephemeral_to(slack, f"refused-{token}")[0]
+    assert shown(texts(reason)) in ephemeral_to(slack, f"refused-{token}")[0]
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.PENDING
     assert smspartner.transfers == []
@@ -265,18 +334,23 @@ def test_refused_clicks_change_nothing(
 
 
 def test_approver_cannot_approve_own_request(
-    sender: SlackSender, slack: FakeSlack, token: str
+    sender: SlackSender, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """With approvers configured, an approver's own request needs another approver."""
     request_id = open_request(sender, slack, f"add {token} 4", user="UAPP")
     url = slack.response_url(f"self-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP", response_url=url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"self-{token}")))
-    assert "cannot approve your own request" in ephemeral_to(slack, f"self-{token}")[0]
+    assert shown(texts("refusal.own_request")) in ephemeral_to(slack, f"self-{token}")[0]
 
 
 def test_twenty_concurrent_confirms_send_once(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    store: Store,
+    texts: Texts,
 ) -> None:
     """20 Confirm clicks at once: one SMS Partner call; the 19 others told it is handled."""
     request_id = open_request(sender, slack, f"add {token} 7")
@@ -297,9 +371,15 @@ def test_twenty_concurrent_confirms_send_once(
             )
         )
     assert statuses == [200] * 20
-    card_now(slack, token, "Added")
+    card_now(slack, token, _succeeded(texts, "add", "7", token))
     slack.wait_for(lambda f: len(ephemeral_to(f, f"race-{token}")) == 19)
-    assert all("already" in text for text in ephemeral_to(slack, f"race-{token}"))
+    handled = [
+        shown(texts(f"handled.{state}", who=who))
+        for state in ("executing", "succeeded")
+        for who in ("<@UAPP>", "<@UAPP2>")
+    ]
+    for text in ephemeral_to(slack, f"race-{token}"):
+        assert any(told in text for told in handled)
     assert len(smspartner.transfers) == 1
     stored = store.get(request_id)
     assert stored is not None and stored.status is Status.SUCCEEDED
@@ -307,7 +387,7 @@ def test_twenty_concurrent_confirms_send_once(
 
 @pytest.mark.parametrize("text", BAD_INPUTS)
 def test_bad_input_is_refused_and_changes_nothing(
-    text: str, sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner
+    text: str, sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, texts: Texts
 ) -> None:
     """Every malformed command: an ephemeral reason with usage; no card, no call."""
     posts_before = len(slack.calls_to("chat.postMessage"))
@@ -315,17 +395,18 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert response.status_code == 200
     body = response.json()
     assert body["response_type"] == "ephemeral"
-    assert "Usage" in body["text"] and ":warning:" in body["text"]
+    assert body["text"].startswith(":warning:")
+    assert body["text"].endswith(usage(texts))
     assert "<!channel>" not in response.text
     assert len(slack.calls_to("chat.postMessage")) == posts_before
     assert smspartner.transfers == []
 
 
-@pytest.mark.parametrize("text", ["", "help", "HELP"])
-def test_help_is_private_usage(text: str, sender: SlackSender) -> None:
-    """`/credit` and `/credit help` answer the usage privately."""
+@pytest.mark.parametrize("text", ["", "help", "HELP", "aide"])
+def test_help_is_private_usage(text: str, sender: SlackSender, texts: Texts) -> None:
+    """`/credit`, `/credit help` and `/credit aide` answer the usage privately."""
     body = sender.command(text).json()
-    assert body["response_type"] == "ephemeral" and "/credit add" in body["text"]
+    assert body["response_type"] == "ephemeral" and body["text"] == usage(texts)
 
 
 def test_bad_signature_and_old_timestamp_are_refused(
@@ -340,7 +421,7 @@ def test_bad_signature_and_old_timestamp_are_refused(
 
 
 def test_click_is_acknowledged_before_the_api_answers(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, texts: Texts
 ) -> None:
     """With SMS Partner stuck, the click is still acknowledged; the card follows the answer."""
     request_id = open_request(sender, slack, f"add {token} 6")
@@ -348,19 +429,25 @@ def test_click_is_acknowledged_before_the_api_answers(
     click = sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     assert click.status_code == 200
     smspartner.wait_for_transfers(1)
-    card_now(slack, token, "Sending to SMS Partner")  # in progress, no buttons
+    card_now(slack, token, lead(texts, "card.sending"))  # in progress, no buttons
     smspartner.release()
 
 
 def test_timeout_ends_unknown_and_is_not_resent(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, store: Store
+    sender: SlackSender,
+    slack: FakeSlack,
+    smspartner: FakeSMSPartner,
+    token: str,
+    store: Store,
+    texts: Texts,
 ) -> None:
     """No answer within the timeout: the card says unknown, the API saw exactly one request."""
     request_id = open_request(sender, slack, f"add {token} 8")
     smspartner.hang = True
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(card_now(slack, token, "Outcome unknown"))
-    assert "may or may not have happened" in shown
+    card_text = json.dumps(card_now(slack, token, lead(texts, "card.unknown")))
+    assert tail(texts, "card.unknown") in card_text
+    assert shown(texts("reason.no_answer", limit="2 s")) in card_text
     smspartner.release()
     assert len(smspartner.transfers) == 1
     stored = store.get(request_id)
@@ -369,7 +456,8 @@ def test_timeout_ends_unknown_and_is_not_resent(
     url = slack.response_url(f"again-{token}")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP2", response_url=url)
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"again-{token}")))
-    assert "its outcome is unknown" in ephemeral_to(slack, f"again-{token}")[0]
+    told = shown(texts("handled.unknown", who="<@UAPP>"))
+    assert told in ephemeral_to(slack, f"again-{token}")[0]
     assert len(smspartner.transfers) == 1
 
 
@@ -380,32 +468,33 @@ def test_bad_answers_fail_and_app_keeps_serving(
     slack: FakeSlack,
     smspartner: FakeSMSPartner,
     token: str,
+    texts: Texts,
 ) -> None:
     """HTTP 500 or a garbage body: a failure card; the next request goes through."""
     request_id = open_request(sender, slack, f"add {token} 9")
     setattr(smspartner, switch, True)
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
-    shown = json.dumps(card_now(slack, token, "did not go through"))
-    assert "check the balances" in shown
+    card_text = json.dumps(card_now(slack, token, lead(texts, "card.failed")))
+    assert tail(texts, "reason.bad_answer") in card_text
     smspartner.reset()
     again = open_request(sender, slack, f"remove {token} 1")
     sender.click(CONFIRM_ACTION_ID, again, user_id="UAPP")
-    card_now(slack, token, "Removed")
+    card_now(slack, token, _succeeded(texts, "remove", "1", token))
 
 
 def test_card_that_cannot_be_posted_is_explained(
-    sender: SlackSender, slack: FakeSlack, token: str
+    sender: SlackSender, slack: FakeSlack, token: str, texts: Texts
 ) -> None:
     """Bot not in the channel: the requester is told to invite it; nothing stays pending."""
     slack.fail_next("chat.postMessage", "not_in_channel")
     url = slack.response_url(f"notin-{token}")
     assert sender.command(f"add {token} 5", response_url=url).status_code == 200
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"notin-{token}")))
-    assert "/invite" in ephemeral_to(slack, f"notin-{token}")[0]
+    assert shown(texts("command.not_in_channel")) in ephemeral_to(slack, f"notin-{token}")[0]
 
 
 def test_click_from_another_channel_is_refused(
-    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, texts: Texts
 ) -> None:
     """A request id clicked from another channel is not found there; nothing is sent."""
     request_id = open_request(sender, slack, f"add {token} 5")
@@ -414,8 +503,25 @@ def test_click_from_another_channel_is_refused(
         CONFIRM_ACTION_ID, request_id, user_id="UAPP", channel_id="COTHER", response_url=url
     )
     slack.wait_for(lambda f: bool(ephemeral_to(f, f"elsewhere-{token}")))
-    assert "does not exist in this channel" in ephemeral_to(slack, f"elsewhere-{token}")[0]
+    told = shown(texts("refusal.no_such_request"))
+    assert told in ephemeral_to(slack, f"elsewhere-{token}")[0]
     assert smspartner.transfers == []
+
+
+def test_a_french_team_reads_no_english(language: str, slack: FakeSlack) -> None:
+    """Runs after the flows above: in French, nothing the app sent to Slack (cards in every
+    state, answers, refusals, usage) holds an English phrase or label of the catalogues."""
+    if language != "fr":
+        pytest.skip("the English run writes English")
+    sent = [c.args for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")]
+    sent += [r.body for r in slack.responses]
+    assert len(sent) > 50  # the module above did run
+    leaks = {
+        found
+        for message in sent
+        for found in foreign_phrases(json.dumps(message, ensure_ascii=False), language="fr")
+    }
+    assert leaks == set()
 
 
 def test_no_secret_reaches_slack_or_the_logs(app: AppProcess, slack: FakeSlack) -> None:

@@ -12,8 +12,11 @@ from bot.domain import Action, CreditRequest, Status
 from bot.flow.policy import CanApprove
 from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID, build_card
 from bot.slack.home import MAX_WAITING, build_home
+from bot.texts import Texts
 
 NOW = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+
+EN = Texts.for_language("en")
 
 
 def _request(n: int = 0, **changes: object) -> CreditRequest:
@@ -36,7 +39,9 @@ def _request(n: int = 0, **changes: object) -> CreditRequest:
 def test_home_lists_waiting_requests_with_the_cards_buttons_and_unique_block_ids() -> None:
     """Each waiting request carries Confirm and Cancel with its id; block ids never repeat."""
     waiting = [_request(n) for n in range(3)]
-    view = build_home(waiting=waiting, mine=[], main_balance=Decimal("10.800"), currency="EUR")
+    view = build_home(
+        texts=EN, waiting=waiting, mine=[], main_balance=Decimal("10.800"), currency="EUR"
+    )
     buttons = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [(b["action_id"], b["value"]) for b in buttons] == [
         (action, r.id) for r in waiting for action in (CONFIRM_ACTION_ID, CANCEL_ACTION_ID)
@@ -51,6 +56,7 @@ def test_home_lists_waiting_requests_with_the_cards_buttons_and_unique_block_ids
 def test_home_stays_within_slacks_100_blocks_and_says_when_the_balance_is_unavailable() -> None:
     """Many waiting requests are cut to MAX_WAITING; a balance not read is "unavailable"."""
     view = build_home(
+        texts=EN,
         waiting=[_request(n) for n in range(80)],
         mine=[_request(n, status=Status.SUCCEEDED) for n in range(10)],
         main_balance=None,
@@ -67,7 +73,7 @@ def test_card_quotes_a_multi_line_reason_and_names_approvers_and_the_first_appro
     """A line break in the reason stays inside the quote; groups are mentioned as groups."""
     request = _request(reason="line one\n*line two*", approvals_needed=2, first_approver_id="UAPP")
     card = build_card(
-        request, can_approve=CanApprove(user_ids=("UAPP", "UBOB"), group_ids=("SFIN",))
+        request, texts=EN, can_approve=CanApprove(user_ids=("UAPP", "UBOB"), group_ids=("SFIN",))
     )
     text = json.dumps(card)
     assert "&gt; line one\\n&gt; *line two*" in text
@@ -85,6 +91,6 @@ def test_outcome_names_both_approvers_and_keeps_the_reason() -> None:
         main_balance=Decimal("1.000"),
         subaccount_balance=Decimal("2.000"),
     )
-    text = json.dumps(build_card(request))
+    text = json.dumps(build_card(request, texts=EN))
     assert "<@UAPP>, <@UBOB>" in text
     assert "March &lt;!channel&gt; campaign" in text

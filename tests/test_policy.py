@@ -15,6 +15,7 @@ from bot.flow.policy import (
     CanApprove,
     Policy,
 )
+from bot.texts import Texts, Wording
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 REQUEST = CreditRequest(
@@ -30,6 +31,13 @@ REQUEST = CreditRequest(
     expires_at=NOW + dt.timedelta(minutes=15),
 )
 FINANCE = frozenset({"UFIN1", "UFIN2"})
+
+EN = Texts.for_language("en")
+
+
+def said(wording: Wording | None) -> str | None:
+    """A refusal as an English reader sees it."""
+    return None if wording is None else EN.say(wording)
 
 
 class Groups:
@@ -57,9 +65,9 @@ def test_requesters_may_be_users_or_members_of_a_group() -> None:
     policy = Policy(
         requesters=frozenset({"UBOB", "SSALES"}), members_of=Groups({"SSALES": frozenset({"USAL"})})
     )
-    assert policy.refuse_request(user_id="UBOB", channel_id="C1") is None
-    assert policy.refuse_request(user_id="USAL", channel_id="C1") is None
-    refusal = policy.refuse_request(user_id="UEVE", channel_id="C1")
+    assert said(policy.refuse_request(user_id="UBOB", channel_id="C1")) is None
+    assert said(policy.refuse_request(user_id="USAL", channel_id="C1")) is None
+    refusal = said(policy.refuse_request(user_id="UEVE", channel_id="C1"))
     assert refusal is not None and "not on the list" in refusal
 
 
@@ -67,29 +75,31 @@ def test_a_listed_requester_is_never_held_up_by_an_unknown_group() -> None:
     """A user listed by id is allowed without asking for any group's membership."""
     groups = Groups({})
     policy = Policy(requesters=frozenset({"UBOB", "SSALES"}), members_of=groups)
-    assert policy.refuse_request(user_id="UBOB", channel_id="C1") is None
+    assert said(policy.refuse_request(user_id="UBOB", channel_id="C1")) is None
     assert groups.asked == []
 
 
 def test_an_unknown_requesters_group_refuses_with_a_clear_sentence() -> None:
     """A user not listed, whose group's membership was never known, is told why."""
     policy = Policy(requesters=frozenset({"SSALES"}), members_of=Groups({}))
-    assert policy.refuse_request(user_id="USAL", channel_id="C1") == CANNOT_CHECK_REQUESTERS
-    assert "cannot check membership" in CANNOT_CHECK_REQUESTERS
+    assert said(policy.refuse_request(user_id="USAL", channel_id="C1")) == said(
+        CANNOT_CHECK_REQUESTERS
+    )
+    assert "cannot check membership" in said(CANNOT_CHECK_REQUESTERS)
 
 
 def test_a_member_of_a_known_group_passes_even_if_another_group_is_unknown() -> None:
     """Membership found in one group is enough; an unknown other group does not block it."""
     groups = Groups({"SB": frozenset({"USAL"})})
     policy = Policy(requesters=frozenset({"SA", "SB"}), members_of=groups)
-    assert policy.refuse_request(user_id="USAL", channel_id="C1") is None
+    assert said(policy.refuse_request(user_id="USAL", channel_id="C1")) is None
 
 
 def test_channels_are_enforced() -> None:
     """With channels configured, /credit elsewhere is refused."""
     policy = Policy(channels=frozenset({"CFIN"}))
-    assert policy.refuse_request(user_id="U1", channel_id="CFIN") is None
-    refusal = policy.refuse_request(user_id="U1", channel_id="CRANDOM")
+    assert said(policy.refuse_request(user_id="U1", channel_id="CFIN")) is None
+    refusal = said(policy.refuse_request(user_id="U1", channel_id="CRANDOM"))
     assert refusal is not None and "cannot be used in this channel" in refusal
 
 
@@ -99,8 +109,8 @@ def test_channels_are_enforced() -> None:
 def test_without_approvers_only_the_requester_confirms() -> None:
     """No approvers configured: the requester confirms their own request, nobody else."""
     policy = Policy()
-    assert policy.refuse_approval(user_id="UREQ", request=REQUEST) is None
-    refusal = policy.refuse_approval(user_id="UOTHER", request=REQUEST)
+    assert said(policy.refuse_approval(user_id="UREQ", request=REQUEST)) is None
+    refusal = said(policy.refuse_approval(user_id="UOTHER", request=REQUEST))
     assert refusal == "Only the person who asked can confirm this request."
 
 
@@ -109,17 +119,19 @@ def test_listed_approvers_and_group_members_may_approve() -> None:
     policy = Policy(
         approvers=frozenset({"UFIN1", "SFIN"}), members_of=Groups({"SFIN": frozenset({"UFIN2"})})
     )
-    assert policy.refuse_approval(user_id="UFIN1", request=REQUEST) is None
-    assert policy.refuse_approval(user_id="UFIN2", request=REQUEST) is None
-    refusal = policy.refuse_approval(user_id="UEVE", request=REQUEST)
+    assert said(policy.refuse_approval(user_id="UFIN1", request=REQUEST)) is None
+    assert said(policy.refuse_approval(user_id="UFIN2", request=REQUEST)) is None
+    refusal = said(policy.refuse_approval(user_id="UEVE", request=REQUEST))
     assert refusal == "You are not allowed to approve credit transfers."
 
 
 def test_an_unknown_approvers_group_refuses_with_a_clear_sentence() -> None:
     """When the approvers' group was never listed, a click is refused, saying why."""
     policy = Policy(approvers=frozenset({"SFIN"}), members_of=Groups({}))
-    assert policy.refuse_approval(user_id="UFIN2", request=REQUEST) == CANNOT_CHECK_APPROVERS
-    assert CANNOT_CHECK_APPROVERS.startswith(
+    assert said(policy.refuse_approval(user_id="UFIN2", request=REQUEST)) == said(
+        CANNOT_CHECK_APPROVERS
+    )
+    assert said(CANNOT_CHECK_APPROVERS).startswith(
         "I cannot check membership of the approvers' group right now"
     )
 
@@ -127,7 +139,9 @@ def test_an_unknown_approvers_group_refuses_with_a_clear_sentence() -> None:
 def test_a_policy_without_membership_source_knows_no_group() -> None:
     """Built without `members_of`, a group's members are unknown: refused, not guessed."""
     policy = Policy(approvers=frozenset({"SFIN"}))
-    assert policy.refuse_approval(user_id="UFIN2", request=REQUEST) == CANNOT_CHECK_APPROVERS
+    assert said(policy.refuse_approval(user_id="UFIN2", request=REQUEST)) == said(
+        CANNOT_CHECK_APPROVERS
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,27 +153,27 @@ def test_an_approver_cannot_approve_their_own_request_unless_allowed(
 ) -> None:
     """The requester, listed or in the group, may confirm only with ALLOW_SELF_APPROVAL."""
     strict = Policy(approvers=approvers, members_of=Groups(known))
-    refusal = strict.refuse_approval(user_id="UREQ", request=REQUEST)
+    refusal = said(strict.refuse_approval(user_id="UREQ", request=REQUEST))
     assert refusal is not None and "your own request" in refusal
     lenient = Policy(approvers=approvers, allow_self_approval=True, members_of=Groups(known))
-    assert lenient.refuse_approval(user_id="UREQ", request=REQUEST) is None
+    assert said(lenient.refuse_approval(user_id="UREQ", request=REQUEST)) is None
 
 
 def test_a_requester_who_is_no_approver_is_told_so() -> None:
     """A requester outside the approvers hears they may not approve, not "your own request";
     with the group unknown, they are still refused as the requester."""
     policy = Policy(approvers=FINANCE)
-    refusal = policy.refuse_approval(user_id="UREQ", request=REQUEST)
+    refusal = said(policy.refuse_approval(user_id="UREQ", request=REQUEST))
     assert refusal == "You are not allowed to approve credit transfers."
     unknown = Policy(approvers=frozenset({"SFIN"}), members_of=Groups({}))
-    refusal = unknown.refuse_approval(user_id="UREQ", request=REQUEST)
+    refusal = said(unknown.refuse_approval(user_id="UREQ", request=REQUEST))
     assert refusal is not None and "your own request" in refusal
 
 
 def test_self_approval_does_not_make_a_requester_an_approver() -> None:
     """ALLOW_SELF_APPROVAL lets an approver confirm their own request, not anyone's."""
     policy = Policy(approvers=FINANCE, allow_self_approval=True)
-    refusal = policy.refuse_approval(user_id="UREQ", request=REQUEST)
+    refusal = said(policy.refuse_approval(user_id="UREQ", request=REQUEST))
     assert refusal == "You are not allowed to approve credit transfers."
 
 
@@ -178,19 +192,24 @@ def test_approvals_needed_is_two_only_above_the_threshold() -> None:
 def test_the_second_approver_must_differ_from_the_first() -> None:
     """The first approver clicking again is told they already approved; another may confirm."""
     policy = Policy(approvers=FINANCE, second_approval_above=Decimal("500"))
-    again = policy.refuse_approval(user_id="UFIN1", request=REQUEST, first_approver_id="UFIN1")
+    again = said(
+        policy.refuse_approval(user_id="UFIN1", request=REQUEST, first_approver_id="UFIN1")
+    )
     assert again == "You already approved this request: a second approver has to confirm it."
     assert (
-        policy.refuse_approval(user_id="UFIN2", request=REQUEST, first_approver_id="UFIN1") is None
+        said(policy.refuse_approval(user_id="UFIN2", request=REQUEST, first_approver_id="UFIN1"))
+        is None
     )
 
 
 def test_the_second_approval_follows_the_same_rules() -> None:
     """As second approver, a stranger and the requester are refused as for the first."""
     policy = Policy(approvers=FINANCE | {"UREQ"}, second_approval_above=Decimal("500"))
-    stranger = policy.refuse_approval(user_id="UEVE", request=REQUEST, first_approver_id="UFIN1")
+    stranger = said(
+        policy.refuse_approval(user_id="UEVE", request=REQUEST, first_approver_id="UFIN1")
+    )
     assert stranger == "You are not allowed to approve credit transfers."
-    own = policy.refuse_approval(user_id="UREQ", request=REQUEST, first_approver_id="UFIN1")
+    own = said(policy.refuse_approval(user_id="UREQ", request=REQUEST, first_approver_id="UFIN1"))
     assert own is not None and "your own request" in own
 
 
@@ -208,8 +227,8 @@ def test_the_requester_or_an_approver_may_cancel() -> None:
     groups = Groups({"SFIN": frozenset({"UFIN2"})})
     policy = Policy(approvers=frozenset({"UFIN1", "SFIN"}), members_of=groups)
     for user_id in ("UREQ", "UFIN1", "UFIN2"):
-        assert policy.refuse_cancel(user_id=user_id, request=REQUEST) is None
-    refusal = policy.refuse_cancel(user_id="UEVE", request=REQUEST)
+        assert said(policy.refuse_cancel(user_id=user_id, request=REQUEST)) is None
+    refusal = said(policy.refuse_cancel(user_id="UEVE", request=REQUEST))
     assert refusal == "Only the person who asked or an approver can cancel this request."
 
 
@@ -224,9 +243,11 @@ def test_cancel_by_a_non_requester_with_an_unknown_group_says_why() -> None:
     the requester still cancels without any membership being asked."""
     groups = Groups({})
     policy = Policy(approvers=frozenset({"SFIN"}), members_of=groups)
-    assert policy.refuse_cancel(user_id="UREQ", request=REQUEST) is None
+    assert said(policy.refuse_cancel(user_id="UREQ", request=REQUEST)) is None
     assert groups.asked == []
-    assert policy.refuse_cancel(user_id="UFIN2", request=REQUEST) == CANNOT_CHECK_APPROVERS
+    assert said(policy.refuse_cancel(user_id="UFIN2", request=REQUEST)) == said(
+        CANNOT_CHECK_APPROVERS
+    )
 
 
 # -- what the card shows --------------------------------------------------------------
@@ -264,6 +285,6 @@ def test_from_settings_carries_every_rule() -> None:
     assert policy.channels == {"CFIN"}
     assert policy.allow_self_approval is True
     assert policy.approvals_needed(Decimal("600")) == 2
-    assert policy.refuse_request(user_id="UREQ", channel_id="CFIN") is None
-    assert policy.refuse_approval(user_id="UFIN2", request=REQUEST) is None
+    assert said(policy.refuse_request(user_id="UREQ", channel_id="CFIN")) is None
+    assert said(policy.refuse_approval(user_id="UFIN2", request=REQUEST)) is None
     assert policy.groups == {"SFIN", "SSALES"}

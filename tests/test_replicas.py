@@ -34,6 +34,7 @@ from bot.slack.blocks import CONFIRM_ACTION_ID, build_confirmation
 from bot.smspartner.client import SMSPartnerClient
 from bot.store import Store, schema
 from bot.store.schema import UTCDateTime
+from bot.texts import Texts
 from tests.e2e import (
     API_KEY,
     BOT_TOKEN,
@@ -55,6 +56,8 @@ PATIENT_TIMEOUT = "10"
 UNSHARE_PID = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 
 StartApp = Callable[..., AppProcess]
+
+EN = Texts.for_language("en")
 
 
 @pytest.fixture
@@ -502,7 +505,7 @@ def test_app_upgrades_a_version_1_database_and_serves_its_pending_request(
     # The card the old version posted, so that the new one has a message to replace.
     posted = requests.post(
         f"{slack.api_url}chat.postMessage",
-        json={"channel": "CFIN", **build_confirmation(old)},
+        json={"channel": "CFIN", **build_confirmation(old, texts=EN)},
         headers={"Authorization": f"Bearer {BOT_TOKEN}"},
         timeout=5,
     ).json()

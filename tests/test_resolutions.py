@@ -18,7 +18,10 @@ from bot.flow.resolutions import BalancesNow, Refusal, Resolutions, Resolved
 from bot.smspartner.client import SMSPartnerClient
 from bot.smspartner.directory import SubaccountDirectory
 from bot.store import Store
+from bot.texts import Texts
 from tests.fakes.smspartner import FakeSMSPartner
+
+EN = Texts.for_language("en")
 
 
 @pytest.fixture
@@ -119,9 +122,9 @@ def test_who_may_check_and_settle(store: Store, directory: SubaccountDirectory) 
     assert checked.main_balance == Decimal("10225.119")
     assert isinstance(flow.check_balances(request.id, user_id="UX", channel_id="CFIN"), Refusal)
     refused = flow.resolve(request.id, user_id="UREQ", channel_id="CFIN", went_through=True)
-    assert isinstance(refused, Refusal) and "approver" in refused.message
+    assert isinstance(refused, Refusal) and "approver" in EN.say(refused.wording)
     elsewhere = flow.resolve(request.id, user_id="UAPP", channel_id="COTHER", went_through=True)
-    assert isinstance(elsewhere, Refusal) and "does not exist" in elsewhere.message
+    assert isinstance(elsewhere, Refusal) and "does not exist" in EN.say(elsewhere.wording)
     done = flow.resolve(request.id, user_id="UAPP", channel_id="CFIN", went_through=False)
     assert isinstance(done, Resolved) and done.request.status is Status.FAILED
 

@@ -99,9 +99,7 @@ def test_french_punctuation_has_a_no_break_space_before_it():
 
 
 def test_french_usage_names_the_french_sub_commands():
-    usage = "\n".join(
-        sample(FR, f"usage.{line}") for line in ("add", "remove", "balance", "history", "help")
-    )
+    usage = blocks.usage(FR)
     for word in ("ajouter", "retirer", "solde", "historique", "aide"):
         assert f"/credit {word}" in usage
 
@@ -134,21 +132,22 @@ def test_english_refusals_are_the_policys():
         "refusal.cancel_not_allowed": policy.refuse_cancel(user_id="UOTHER", request=REQUEST),
     }
     for message_id, refusal in refusals.items():
-        assert refusal == EN(message_id)
+        assert refusal is not None and refusal.id == message_id
+        assert EN.say(refusal) == EN(message_id)
 
 
 def test_english_card_texts_are_the_builders():
-    card = blocks.build_confirmation(REQUEST)
+    card = blocks.build_confirmation(REQUEST, texts=EN)
     request = EN("request.add", amount="10.50 EUR", token="`sub-42`")
     assert card["blocks"][0]["text"]["text"] == EN(
         "card.confirm.asks", requester="<@UASKER>", request=request
     )
     assert card["text"] == EN("card.confirm.fallback", request=request)
-    expired = blocks.build_outcome(dataclasses.replace(REQUEST, status=Status.EXPIRED))
+    expired = blocks.build_outcome(dataclasses.replace(REQUEST, status=Status.EXPIRED), texts=EN)
     assert expired["text"] == EN(
         "card.expired",
         request=request,
-        expires=blocks.slack_date(REQUEST.expires_at),
+        expires=blocks.slack_date(EN, REQUEST.expires_at),
         command="/credit",
     )
 
@@ -219,7 +218,7 @@ def test_a_missing_or_unexpected_value_raises():
 
 def test_values_go_in_as_given_callers_escape():
     """The catalogue is markup; escaping user text is the caller's job, never done twice."""
-    assert EN("card.reason", reason="<!channel> &amp;") == "*Reason:* <!channel> &amp;"
+    assert EN("card.footer", request_id="<!channel> &amp;") == "Request `<!channel> &amp;`"
 
 
 def test_the_texts_are_loaded_once_for_all_threads(monkeypatch):
@@ -388,7 +387,7 @@ def test_every_english_card_of_today_is_caught_as_english(status):
         main_balance=Decimal("2869.200"),
         subaccount_balance=Decimal("61.8"),
     )
-    card = blocks.build_card(request)
+    card = blocks.build_card(request, texts=EN)
     assert foreign_phrases(card["text"], language="fr") != []
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.domain import Action
+from bot.texts import DEFAULT_LANGUAGE, Texts, Wording
 
 TOKEN_MAX_LENGTH = 128
 EMAIL_MAX_LENGTH = 254
@@ -51,25 +52,6 @@ _CREDIT_WORDS = {
 _BALANCE_WORDS = frozenset({"balance", "solde"})
 _HISTORY_WORDS = frozenset({"history", "historique"})
 _HELP_WORDS = frozenset({"help", "aide"})
-
-# The one place the usage is written, so it can move into the message catalogues whole.
-USAGE = (
-    "*Usage*\n"
-    "• `/credit add &lt;sub-account&gt; &lt;amount&gt; [reason]`: move &lt;amount&gt; EUR "
-    "from the main account to the sub-account\n"
-    "• `/credit remove &lt;sub-account&gt; &lt;amount&gt; [reason]`: move &lt;amount&gt; EUR "
-    "from the sub-account back to the main account\n"
-    "• `/credit balance [sub-account]`: the main account's balance, and the sub-accounts'\n"
-    "• `/credit history [sub-account]`: the latest requests\n"
-    "• `/credit help`: show this help\n"
-    "French words work too: `ajouter`, `retirer`, `solde`, `historique`, `aide`.\n"
-    "`&lt;sub-account&gt;` is the sub-account's token (letters, digits, `-`, `_` and `.`, "
-    f"1 to {TOKEN_MAX_LENGTH} characters) or its e-mail address.\n"
-    "`&lt;amount&gt;` is in euros, greater than 0, with at most 2 decimals after a `.` or `,` "
-    "(`10`, `10.5`, `10,50`, `0.01`); no sign, spaces or thousands separators.\n"
-    f"`[reason]` is everything after the amount, up to {REASON_MAX_LENGTH} characters.\n"
-    "Example: `/credit add sub-42 10,50 March campaign`"
-)
 
 
 def is_email(subaccount: str) -> bool:
@@ -122,11 +104,13 @@ Command = CreditCommand | BalanceCommand | HistoryCommand | HelpCommand
 
 
 class UsageError(ValueError):
-    """The command cannot be understood; `message` says why, without the usage text."""
+    """The command cannot be understood; `wording` says why, without the usage text, and
+    `message` is that in English (for logs and tests; the user reads it in their language)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, wording: Wording) -> None:
+        self.wording = wording
+        self.message = Texts.for_language(DEFAULT_LANGUAGE).say(wording)
+        super().__init__(self.message)
 
 
 def parse_command(text: str, *, max_amount: Decimal, require_reason: bool = False) -> Command:
@@ -142,9 +126,7 @@ def parse_command(text: str, *, max_amount: Decimal, require_reason: bool = Fals
         return _parse_lookup(verb, words[1:])
     action = _CREDIT_WORDS.get(verb or "")
     if action is None:
-        raise UsageError(
-            "Unknown action: start with `add`, `remove`, `balance`, `history` or `help`."
-        )
+        raise UsageError(Wording.of("usage.error.unknown_action"))
     return _parse_credit(
         action, words, verb=verb or "", max_amount=max_amount, require_reason=require_reason
     )
@@ -152,7 +134,7 @@ def parse_command(text: str, *, max_amount: Decimal, require_reason: bool = Fals
 
 def _parse_lookup(verb: str, rest: list[str]) -> BalanceCommand | HistoryCommand:
     if len(rest) > 1:
-        raise UsageError(f"Too many words: `{verb}` takes at most one sub-account.")
+        raise UsageError(Wording.of("usage.error.too_many_words", verb=verb))
     subaccount = parse_subaccount(rest[0]) if rest else None
     if verb in _BALANCE_WORDS:
         return BalanceCommand(subaccount)
@@ -164,24 +146,19 @@ def _parse_credit(
 ) -> CreditCommand:
     if len(words) == 1:
         # `verb` is one of the known words, lower-cased: safe to show.
-        raise UsageError(f"Say which sub-account and how much, after `{verb}`.")
+        raise UsageError(Wording.of("usage.error.say_which", verb=verb))
     if len(words) == 2:
         if _NUMBER_LIKE.fullmatch(words[1]):
-            raise UsageError("The sub-account is missing: it comes before the amount.")
-        raise UsageError("The amount is missing: it comes after the sub-account.")
+            raise UsageError(Wording.of("usage.error.subaccount_before_amount"))
+        raise UsageError(Wording.of("usage.error.amount_after_subaccount"))
     subaccount_word, amount_word = words[1], words[2]
     if _NUMBER_LIKE.fullmatch(subaccount_word) and not _NUMBER_LIKE.fullmatch(amount_word):
-        raise UsageError(
-            "The amount comes after the sub-account: first the sub-account, then the amount."
-        )
+        raise UsageError(Wording.of("usage.error.amount_last"))
     reason = parse_reason(words[3] if len(words) == 4 else "", required=require_reason)
     if reason is not None and _THOUSANDS_HEAD.fullmatch(amount_word):
         first_word = reason.split(maxsplit=1)[0]
         if _THOUSANDS_TAIL.fullmatch(first_word):
-            raise UsageError(
-                "Write the amount without spaces (`1000`, not `1 000`); "
-                "a reason that starts with a number needs a word before it."
-            )
+            raise UsageError(Wording.of("usage.error.amount_with_spaces"))
     return CreditCommand(
         action=action,
         subaccount=parse_subaccount(subaccount_word),
@@ -200,29 +177,20 @@ def parse_subaccount(text: str) -> str:
 def parse_token(text: str) -> str:
     """A sub-account token: 1 to TOKEN_MAX_LENGTH ASCII letters, digits, `-`, `_` or `.`."""
     if not text:
-        raise UsageError("The sub-account is missing.")
+        raise UsageError(Wording.of("usage.error.subaccount_missing"))
     if len(text) > TOKEN_MAX_LENGTH:
-        raise UsageError(
-            f"The sub-account token is too long: at most {TOKEN_MAX_LENGTH} characters."
-        )
+        raise UsageError(Wording.of("usage.error.token_too_long", max_length=TOKEN_MAX_LENGTH))
     if not _TOKEN.fullmatch(text):
-        raise UsageError(
-            "The sub-account token may only contain letters, digits, `-`, `_` and `.`."
-        )
+        raise UsageError(Wording.of("usage.error.token_characters"))
     return text
 
 
 def parse_email(text: str) -> str:
     """A sub-account's e-mail address, plainly `local@domain`; its case is kept as typed."""
     if len(text) > EMAIL_MAX_LENGTH:
-        raise UsageError(
-            f"The sub-account's e-mail address is too long: at most {EMAIL_MAX_LENGTH} characters."
-        )
+        raise UsageError(Wording.of("usage.error.email_too_long", max_length=EMAIL_MAX_LENGTH))
     if not _EMAIL.fullmatch(text):
-        raise UsageError(
-            "The sub-account's e-mail address must look like `name@example.com` "
-            "(ASCII letters, digits, `.`, `_`, `%`, `+` and `-`)."
-        )
+        raise UsageError(Wording.of("usage.error.email_form"))
     return text
 
 
@@ -231,20 +199,21 @@ def parse_reason(text: str, *, required: bool) -> str | None:
     reason = text.strip()
     if not reason:
         if required:
-            raise UsageError("Say why the money moves: a reason after the amount is required here.")
+            raise UsageError(Wording.of("usage.error.reason_required"))
         return None
     if len(reason) > REASON_MAX_LENGTH:
         raise UsageError(
-            f"The reason is too long: at most {REASON_MAX_LENGTH} characters, "
-            f"this one has {len(reason)}."
+            Wording.of(
+                "usage.error.reason_too_long", max_length=REASON_MAX_LENGTH, length=len(reason)
+            )
         )
     for character in reason:
         category = unicodedata.category(character)
         if category == "Cc" and character not in _REASON_WHITESPACE:
-            raise UsageError("The reason may not contain control characters.")
+            raise UsageError(Wording.of("usage.error.reason_control"))
         if category == "Cs":
             # A lone surrogate cannot be stored or sent as UTF-8.
-            raise UsageError("The reason contains characters that are not valid text.")
+            raise UsageError(Wording.of("usage.error.reason_invalid"))
     return reason
 
 
@@ -254,40 +223,34 @@ def parse_amount(text: str, *, max_amount: Decimal) -> Decimal:
     One form from here on, so the log, the audit trail and the card all say `4.00`.
     """
     if not text:
-        raise UsageError("The amount is missing.")
+        raise UsageError(Wording.of("usage.error.amount_missing"))
     if len(text) > _AMOUNT_MAX_LENGTH:
-        raise UsageError(
-            f"The amount is too long: at most {AMOUNT_MAX_DIGITS} digits before the decimals."
-        )
+        raise UsageError(Wording.of("usage.error.amount_too_long", max_digits=AMOUNT_MAX_DIGITS))
     if not text.isascii():
-        raise UsageError("The amount may only contain the digits 0-9 and one `.` or `,`.")
+        raise UsageError(Wording.of("usage.error.amount_not_ascii"))
     if text[0] == "-":
-        raise UsageError("The amount must be greater than 0: no minus sign.")
+        raise UsageError(Wording.of("usage.error.amount_negative"))
     if text[0] == "+":
-        raise UsageError("Write the amount without a `+` sign.")
+        raise UsageError(Wording.of("usage.error.amount_plus"))
     if _NOT_A_NUMBER.fullmatch(text):
-        raise UsageError("NaN and infinity are not amounts: give a number of euros.")
+        raise UsageError(Wording.of("usage.error.amount_nan"))
     if _EXPONENT.fullmatch(text) and any(c.isdigit() for c in text):
-        raise UsageError("Write the amount without an exponent: `1000`, not `1e3`.")
+        raise UsageError(Wording.of("usage.error.amount_exponent"))
     if text.count(".") + text.count(",") > 1:
-        raise UsageError(
-            "Write the amount without thousands separators: `1000.50`, not `1,000.50`."
-        )
+        raise UsageError(Wording.of("usage.error.amount_thousands"))
     if text[0] in ".," or text[-1] in ".,":
         # `.5` and `10.` are refused rather than guessed at: a slip in an amount moves money.
-        raise UsageError(
-            "Put digits on both sides of the decimal separator, e.g. `0.50` or `10.00`."
-        )
+        raise UsageError(Wording.of("usage.error.amount_separator"))
     match = _AMOUNT.fullmatch(text)
     if match is None:
-        raise UsageError("The amount must be a number of euros, like `10`, `10.5` or `10,50`.")
+        raise UsageError(Wording.of("usage.error.amount_not_a_number"))
     units, cents = match["units"], match["cents"]
     if cents is not None and len(cents) > 2:
-        raise UsageError("The amount can have at most 2 decimals (cents).")
+        raise UsageError(Wording.of("usage.error.amount_decimals"))
     amount = Decimal(units if cents is None else f"{units}.{cents}")
     if amount == 0:
-        raise UsageError("The amount must be greater than 0.")
+        raise UsageError(Wording.of("usage.error.amount_zero"))
     if amount > max_amount:
-        raise UsageError(f"The maximum for one request is {max_amount:f} EUR.")
+        raise UsageError(Wording.of("usage.error.amount_above_maximum", maximum=max_amount))
     # Exact: at most 2 decimals and at most 15 digits, so quantize never rounds.
     return amount.quantize(CENTS)

@@ -16,17 +16,12 @@ from decimal import Decimal
 
 from bot.config import Settings
 from bot.domain import CreditRequest
+from bot.texts import Wording
 
 MembersOf = Callable[[str], frozenset[str] | None]
 
-CANNOT_CHECK_APPROVERS = (
-    "I cannot check membership of the approvers' group right now: "
-    "nothing was done, try again in a few minutes."
-)
-CANNOT_CHECK_REQUESTERS = (
-    "I cannot check membership of the requesters' group right now: "
-    "nothing was requested, try again in a few minutes."
-)
+CANNOT_CHECK_APPROVERS = Wording.of("refusal.cannot_check_approvers")
+CANNOT_CHECK_REQUESTERS = Wording.of("refusal.cannot_check_requesters")
 
 
 def no_groups(group_id: str) -> frozenset[str] | None:
@@ -86,15 +81,15 @@ class Policy:
 
     # -- asking ---------------------------------------------------------------------
 
-    def refuse_request(self, *, user_id: str, channel_id: str) -> str | None:
+    def refuse_request(self, *, user_id: str, channel_id: str) -> Wording | None:
         if self.requesters:
             allowed = self._is_among(user_id, self.requesters)
             if allowed is None:
                 return CANNOT_CHECK_REQUESTERS
             if not allowed:
-                return "You are not on the list of people allowed to ask for credit transfers."
+                return Wording.of("refusal.not_a_requester")
         if self.channels and channel_id not in self.channels:
-            return "`/credit` cannot be used in this channel; ask in one of the finance channels."
+            return Wording.of("refusal.channel")
         return None
 
     # -- approving ------------------------------------------------------------------
@@ -107,22 +102,22 @@ class Policy:
 
     def refuse_approval(
         self, *, user_id: str, request: CreditRequest, first_approver_id: str | None = None
-    ) -> str | None:
+    ) -> Wording | None:
         """May `user_id` confirm `request`? With `first_approver_id`, as its second approver."""
         if first_approver_id is not None and user_id == first_approver_id:
-            return "You already approved this request: a second approver has to confirm it."
+            return Wording.of("refusal.already_approved")
         is_requester = user_id == request.requester_id
         if not self.approvers:
             # No approvers configured: the requester confirms their own request, nobody else.
             if is_requester:
                 return None
-            return "Only the person who asked can confirm this request."
+            return Wording.of("refusal.only_requester_confirms")
         allowed = self._is_among(user_id, self.approvers)
         if allowed is False:
-            return "You are not allowed to approve credit transfers."
+            return Wording.of("refusal.not_an_approver")
         # Before the unknown-membership answer: the requester is refused whatever it says.
         if is_requester and not self.allow_self_approval:
-            return "You cannot approve your own request: another approver has to confirm it."
+            return Wording.of("refusal.own_request")
         if allowed is None:
             return CANNOT_CHECK_APPROVERS
         return None
@@ -138,14 +133,14 @@ class Policy:
 
     # -- cancelling -----------------------------------------------------------------
 
-    def refuse_cancel(self, *, user_id: str, request: CreditRequest) -> str | None:
+    def refuse_cancel(self, *, user_id: str, request: CreditRequest) -> Wording | None:
         if user_id == request.requester_id:
             return None
         allowed = self._is_among(user_id, self.approvers) if self.approvers else False
         if allowed is None:
             return CANNOT_CHECK_APPROVERS
         if not allowed:
-            return "Only the person who asked or an approver can cancel this request."
+            return Wording.of("refusal.cancel_not_allowed")
         return None
 
     # -- membership -----------------------------------------------------------------

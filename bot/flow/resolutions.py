@@ -18,6 +18,7 @@ from bot.logs import log_event
 from bot.smspartner.directory import SubaccountDirectory
 from bot.smspartner.errors import SMSPartnerError
 from bot.store import Store
+from bot.texts import Wording
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ NOW_MAX_AGE_SECONDS = 0.0
 class Refusal:
     """The click is not allowed, or there is nothing to do; `message` goes to the clicker."""
 
-    message: str
+    wording: Wording
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Resolutions:
         if allowed is None:
             return Refusal(CANNOT_CHECK_APPROVERS)
         if not allowed:
-            return Refusal("Only the person who asked or an approver can check these balances.")
+            return Refusal(Wording.of("refusal.check_not_allowed"))
         subaccount: Decimal | None = None
         main: Decimal | None = None
         try:
@@ -116,7 +117,7 @@ class Resolutions:
         request = self.store.get(request_id)
         if request is None or request.channel_id != channel_id:
             # Same answer for both, so a click cannot probe other channels' request ids.
-            return Refusal("This request does not exist in this channel.")
+            return Refusal(Wording.of("refusal.no_such_request"))
         if request.status is not Status.UNKNOWN:
             return self._settled(request)
         return request
@@ -125,20 +126,26 @@ class Resolutions:
     def _settled(request: CreditRequest) -> Refusal:
         if request.resolver_id:
             return Refusal(
-                f"Nothing to settle: this request was settled by hand (`{request.status.value}`)."
+                Wording.of(
+                    "refusal.settled_by_hand", status=Wording.of(f"status.{request.status.value}")
+                )
             )
-        return Refusal(f"Nothing to settle: this request is `{request.status.value}` now.")
+        return Refusal(
+            Wording.of(
+                "refusal.nothing_to_settle", status=Wording.of(f"status.{request.status.value}")
+            )
+        )
 
-    def _refuse_resolution(self, user_id: str, request: CreditRequest) -> str | None:
+    def _refuse_resolution(self, user_id: str, request: CreditRequest) -> Wording | None:
         if not self.policy.approvers:
             if user_id == request.requester_id:
                 return None
-            return "Only the person who asked can settle this request."
+            return Wording.of("refusal.settle_requester_only")
         allowed = self._is_approver(user_id)
         if allowed is None:
             return CANNOT_CHECK_APPROVERS
         if not allowed:
-            return "Only an approver can settle this request."
+            return Wording.of("refusal.settle_approver_only")
         return None
 
     def _is_approver(self, user_id: str) -> bool | None:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import Action, CreditRequest, Status
+from bot.flow import reasons
 from bot.flow.commands import CreditCommand
 from bot.flow.lookups import Seen
 from bot.flow.policy import Policy
@@ -34,6 +35,7 @@ from bot.smspartner.client import (
     Transfer,
 )
 from bot.store import Store, utcnow
+from bot.texts import Wording
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 class Refused:
     """The click is not allowed; the card stays as it is. `message` goes to the clicker."""
 
-    message: str
+    wording: Wording
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ class Transfers:
         with self._idle:
             # Checked and counted under one lock, so a drain never misses a starting transfer.
             if not self._accepting:
-                return Refused("The bot is restarting: nothing was sent. Click Confirm again.")
+                return Refused(Wording.of("refusal.restarting"))
             self._in_flight += 1
         try:
             # Taken before the claim's UPDATE, so the deadline errs on the early side.
@@ -300,7 +302,7 @@ class Transfers:
         request = self.store.get(request_id)
         if request is None or (channel_id is not None and request.channel_id != channel_id):
             # Same answer for both, so a click cannot probe other channels' request ids.
-            return Refused("This request does not exist in this channel.")
+            return Refused(Wording.of("refusal.no_such_request"))
         if request.status is not Status.PENDING:
             return AlreadyHandled(request)
         if request.expires_at <= utcnow():
@@ -310,7 +312,7 @@ class Transfers:
     def _lost_race(self, request_id: str) -> Outcome:
         request = self.store.get(request_id)
         if request is None:
-            return Refused("This request does not exist in this channel.")
+            return Refused(Wording.of("refusal.no_such_request"))
         if request.status is Status.PENDING:  # the claim failed only because time ran out
             return self._expire(request)
         return AlreadyHandled(request)
@@ -337,8 +339,7 @@ class Transfers:
             outcome = self._failure(
                 request,
                 None,
-                "Not sent: the bot could not start the transfer in time. Nothing moved; "
-                "it is safe to ask again.",
+                reasons.english(reasons.NOT_STARTED),
             )
         else:
             if on_executing is not None:
@@ -379,22 +380,19 @@ class Transfers:
         except APIError as error:
             return self._failure(request, error.code, error.user_message)
         except NotSentError:
-            return self._failure(
-                request, None, "Could not reach SMS Partner: nothing moved. Safe to ask again."
-            )
+            return self._failure(request, None, reasons.english(reasons.NOT_REACHED))
         except OutcomeUnknownError as error:
             return self._unknown(request, str(error))
         except BadAnswerError as error:
             return self._failure(
                 request,
                 None,
-                f"SMS Partner sent an answer the bot cannot read ({error}). It most likely "
-                "did not move the credit, but check the balances before asking again.",
+                reasons.english(reasons.BAD_ANSWER, detail=str(error)),
             )
         except Exception:
             # A bug of ours after the request may have left: the only honest state is unknown.
             logger.exception("unexpected error while sending request %s", request.id)
-            return self._unknown(request, "The bot failed while sending the transfer.")
+            return self._unknown(request, reasons.english(reasons.BOT_FAILED))
         return self._success(request, transfer)
 
     @staticmethod
@@ -503,7 +501,7 @@ class Transfers:
         ]
         recovered = self.store.mark_unknown(
             request_ids=gone,
-            reason="The replica sending this transfer stopped before its result was recorded.",
+            reason=reasons.english(reasons.REPLICA_STOPPED),
         )
         overdue = [
             r.id
@@ -512,10 +510,7 @@ class Transfers:
         ]
         recovered += self.store.mark_unknown(
             request_ids=overdue,
-            reason=(
-                f"The result could not be recorded within {self.crash_after_seconds:g} s of "
-                "the approval (the replica sending it stopped or lost its database)."
-            ),
+            reason=reasons.english(reasons.NOT_RECORDED, seconds=f"{self.crash_after_seconds:g}"),
         )
         for request in recovered:
             _log(request, "credit.recovered_unknown", level=logging.WARNING)

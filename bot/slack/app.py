@@ -31,6 +31,7 @@ from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
 from bot.smspartner.directory import SubaccountDirectory
 from bot.store import Store
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ def build_bot(
         api_timeout_seconds=settings.smspartner_timeout_seconds,
         daily_limit=settings.credit_daily_limit,
     )
-    cards = Cards(client=web_client, store=store, can_approve=policy.can_approve())
+    # The language of everything the bot writes (CREDIT_LANGUAGE), loaded once, immutable.
+    texts = Texts.for_language(settings.credit_language)
+    cards = Cards(client=web_client, store=store, texts=texts, can_approve=policy.can_approve())
     pools = Pools.start()
     app = App(
         client=web_client,
@@ -167,7 +170,13 @@ def build_bot(
         process_before_response=True,
         listener_executor=pools.cards,
     )
-    home = HomeTab(client=web_client, store=store, policy=policy, main_account=client.main_account)
+    home = HomeTab(
+        client=web_client,
+        store=store,
+        policy=policy,
+        main_account=client.main_account,
+        texts=texts,
+    )
     # Who a sub-account is and what it holds, read before a card and for /credit balance.
     directory = SubaccountDirectory(client, cache_seconds=settings.subaccount_cache_seconds)
     observers.append(directory.note_call)
@@ -189,7 +198,7 @@ def build_bot(
         close_unposted=cards.close_unposted,
         interval_seconds=settings.sweep_interval_seconds,
         unposted_after_seconds=UNPOSTED_CARD_SECONDS,
-        remind=make_reminder(web_client, policy.can_approve()),
+        remind=make_reminder(web_client, policy.can_approve(), texts),
         remind_after_seconds=settings.credit_remind_after_seconds,
     )
     return Bot(

@@ -1,8 +1,8 @@
 """Block Kit builders: pure functions from a stored request to a Slack message.
 
-Every piece of text that came from a user or from SMS Partner goes through
-`escape_mrkdwn`, so no input can ping `<!channel>` or make a link. Money is formatted
-here and only here.
+Every word comes from the catalogues through `texts` (bot.texts), in the process's language.
+Every piece of text that came from a user or from SMS Partner goes through `escape_mrkdwn`,
+so no input can ping `<!channel>` or make a link. Money is formatted by `texts`, exactly.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from bot.domain import Action, CreditRequest, Status
-from bot.flow.commands import USAGE
+from bot.flow import reasons
+from bot.flow.commands import REASON_MAX_LENGTH, TOKEN_MAX_LENGTH
 from bot.flow.policy import CanApprove
+from bot.smspartner.errors import explanation_of, vendor_message_in
+from bot.texts import Texts, Wording
 
 CONFIRM_ACTION_ID = "credit_confirm"
 CANCEL_ACTION_ID = "credit_cancel"
@@ -38,38 +41,43 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def mention(user_id: str | None) -> str:
+def say(texts: Texts, wording: Wording) -> str:
+    """What the flow said, in mrkdwn: its text values escaped."""
+    return texts.say(wording, escape=escape_mrkdwn)
+
+
+def mention(texts: Texts, user_id: str | None) -> str:
     if user_id is None:
-        return "the app"
+        return texts("mention.app")
     if _USER_ID.fullmatch(user_id):
         return f"<@{user_id}>"
     return escape_mrkdwn(user_id)
 
 
-def format_amount(amount: Decimal, currency: str) -> str:
-    """A requested amount: always two decimals ("10.50 EUR")."""
-    return f"{amount.quantize(Decimal('0.01')):f} {escape_mrkdwn(currency)}"
+def format_amount(texts: Texts, amount: Decimal, currency: str) -> str:
+    """A requested amount: always with cents (en `10.50 EUR`, fr `10,50 EUR`)."""
+    return texts.format_amount(amount, escape_mrkdwn(currency))
 
 
-def format_balance(balance: Decimal | None, currency: str) -> str:
-    """A balance as SMS Partner sent it: never rounded ("0.800 EUR" stays 0.800)."""
-    if balance is None:
-        return "unknown"
-    return f"{balance:f} {escape_mrkdwn(currency)}"
+def format_balance(texts: Texts, balance: Decimal | None, currency: str) -> str:
+    """A balance as SMS Partner sent it: never rounded (`0.800 EUR` stays 0.800)."""
+    return texts.format_balance(balance, escape_mrkdwn(currency))
 
 
-def slack_date(when: dt.datetime) -> str:
+def slack_date(texts: Texts, when: dt.datetime) -> str:
     """A time every reader sees in their own time zone, with a UTC fallback."""
     fallback = when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+    return f"<!date^{int(when.timestamp())}^{texts('date.pattern')}|{fallback}>"
 
 
-def _describe(request: CreditRequest) -> str:
-    amount = format_amount(request.amount, request.currency)
-    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
-    if request.action is Action.ADD:
-        return f"add *{amount}* to sub-account {token} (from the main account)"
-    return f"remove *{amount}* from sub-account {token} (back to the main account)"
+def _token(request: CreditRequest) -> str:
+    return f"`{escape_mrkdwn(request.subaccount_token)}`"
+
+
+def _describe(texts: Texts, request: CreditRequest) -> str:
+    amount = format_amount(texts, request.amount, request.currency)
+    verb = "request.add" if request.action is Action.ADD else "request.remove"
+    return texts(verb, amount=amount, token=_token(request))
 
 
 def _section(text: str) -> Block:
@@ -83,44 +91,55 @@ def _fields(*pairs: tuple[str, str]) -> Block:
     }
 
 
-def _footer(request: CreditRequest) -> Block:
+def _footer(texts: Texts, request: CreditRequest) -> Block:
     return {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": f"Request `{escape_mrkdwn(request.id)}`"}],
+        "elements": [
+            {"type": "mrkdwn", "text": texts("card.footer", request_id=escape_mrkdwn(request.id))}
+        ],
     }
 
 
-def build_confirmation(request: CreditRequest, *, can_approve: CanApprove | None = None) -> Message:
+def build_confirmation(
+    request: CreditRequest, *, texts: Texts, can_approve: CanApprove | None = None
+) -> Message:
     """The card posted in the channel: what is asked, by whom, until when, and two buttons.
 
     Top to bottom: the headline, the reason, the facts (amount, sub-account, balances, who,
     until when), who can approve and how far the approval is, the buttons, the request id.
     `can_approve` (the policy's) names the approvers; without it the line is left out."""
-    what = _describe(request)
+    what = _describe(texts, request)
     blocks = [
-        _headline(request),
-        *_reason_blocks(request),
-        _request_fields(request),
-        *_approval_context(request, can_approve),
-        _buttons(request),
-        _footer(request),
+        _headline(texts, request),
+        *_reason_blocks(texts, request),
+        _request_fields(texts, request),
+        *_approval_context(texts, request, can_approve),
+        _buttons(texts, request),
+        _footer(texts, request),
     ]
     # The mentions are in the fallback text too, so every client notifies the approvers.
-    who = f" Can approve: {approvers_line(request, can_approve)}." if can_approve else ""
-    return {"text": f"Credit request: {what}. Waiting for approval.{who}", "blocks": blocks}
+    text = texts("card.confirm.fallback", request=what)
+    if can_approve:
+        approvers = approvers_line(texts, request, can_approve)
+        text = texts("card.confirm.fallback_with_approvers", request=what, approvers=approvers)
+    return {"text": text, "blocks": blocks}
 
 
-def _headline(request: CreditRequest) -> Block:
+def _headline(texts: Texts, request: CreditRequest) -> Block:
     return _section(
-        f":money_with_wings: {mention(request.requester_id)} asks to {_describe(request)}."
+        texts(
+            "card.confirm.asks",
+            requester=mention(texts, request.requester_id),
+            request=_describe(texts, request),
+        )
     )
 
 
-def _reason_blocks(request: CreditRequest) -> list[Block]:
+def _reason_blocks(texts: Texts, request: CreditRequest) -> list[Block]:
     """Why the money moves, when the requester said so."""
     if not request.reason:
         return []
-    return [_section(f"*Reason*\n{quote_text(request.reason)}")]
+    return [_section(f"*{texts('card.field.reason')}*\n{quote_text(request.reason)}")]
 
 
 def quote_text(text: str) -> str:
@@ -129,21 +148,27 @@ def quote_text(text: str) -> str:
     return "\n".join(f"&gt; {escape_mrkdwn(line)}" for line in text.splitlines() or [""])
 
 
-def _request_fields(request: CreditRequest) -> Block:
+def _request_fields(texts: Texts, request: CreditRequest) -> Block:
     sub_now, sub_after, main_now, main_after = balances_around(request)
     if sub_now is None and main_now is None:
-        balances = [("Balances", "unavailable: SMS Partner could not be read")]
+        balances = [(texts("card.field.balances"), texts("card.balances_unavailable"))]
     else:
         balances = [
-            ("Sub-account balance", _now_and_after(sub_now, sub_after, request.currency)),
-            ("Main account balance", _now_and_after(main_now, main_after, request.currency)),
+            (
+                texts("card.field.subaccount_balance"),
+                _now_and_after(texts, sub_now, sub_after, request.currency),
+            ),
+            (
+                texts("card.field.main_balance"),
+                _now_and_after(texts, main_now, main_after, request.currency),
+            ),
         ]
     return _fields(
-        ("Amount", format_amount(request.amount, request.currency)),
-        ("Sub-account", _subaccount_name(request)),
+        (texts("card.field.amount"), format_amount(texts, request.amount, request.currency)),
+        (texts("card.field.subaccount"), _subaccount_name(request)),
         *balances,
-        ("Requested by", mention(request.requester_id)),
-        ("Expires", slack_date(request.expires_at)),
+        (texts("card.field.requested_by"), mention(texts, request.requester_id)),
+        (texts("card.field.expires"), slack_date(texts, request.expires_at)),
     )
 
 
@@ -161,43 +186,45 @@ def balances_around(
     )
 
 
-def _now_and_after(now: Decimal | None, after: Decimal | None, currency: str) -> str:
+def _now_and_after(texts: Texts, now: Decimal | None, after: Decimal | None, currency: str) -> str:
     if now is None or after is None:
-        return "unavailable"
-    return f"{format_balance(now, currency)} → {format_balance(after, currency)}"
+        return texts("card.balance.unavailable")
+    return f"{format_balance(texts, now, currency)} → {format_balance(texts, after, currency)}"
 
 
 def _subaccount_name(request: CreditRequest) -> str:
-    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
     if request.subaccount_email:
-        return f"{token}\n{escape_mrkdwn(request.subaccount_email)}"
-    return token
+        return f"{_token(request)}\n{escape_mrkdwn(request.subaccount_email)}"
+    return _token(request)
 
 
-def _approval_context(request: CreditRequest, can_approve: CanApprove | None) -> list[Block]:
+def _approval_context(
+    texts: Texts, request: CreditRequest, can_approve: CanApprove | None
+) -> list[Block]:
     """Who can approve, and how many approvals the request still needs."""
     lines = []
     if can_approve is not None:
-        lines.append(f"Can approve: {approvers_line(request, can_approve)}")
+        lines.append(
+            texts("card.can_approve", approvers=approvers_line(texts, request, can_approve))
+        )
     if request.approvals_needed >= 2:
         if request.first_approver_id is None:
-            lines.append("Needs 2 approvals, from two different approvers.")
+            lines.append(texts("card.needs_two"))
         else:
             lines.append(
-                f"Approved by {mention(request.first_approver_id)} (1 of 2), "
-                "waiting for a second approver."
+                texts("card.first_approval", approver=mention(texts, request.first_approver_id))
             )
     if not lines:
         return []
     return [{"type": "context", "elements": [{"type": "mrkdwn", "text": line} for line in lines]}]
 
 
-def approvers_line(request: CreditRequest, can_approve: CanApprove) -> str:
+def approvers_line(texts: Texts, request: CreditRequest, can_approve: CanApprove) -> str:
     """The approvers as mentions (users, and groups as groups) so Slack notifies them;
     the requester when no approvers are configured."""
     if can_approve.requester_only:
-        return mention(request.requester_id)
-    people = [mention(user_id) for user_id in can_approve.user_ids]
+        return mention(texts, request.requester_id)
+    people = [mention(texts, user_id) for user_id in can_approve.user_ids]
     groups = [group_mention(group_id) for group_id in can_approve.group_ids]
     return ", ".join(people + groups)
 
@@ -208,141 +235,175 @@ def group_mention(group_id: str) -> str:
     return escape_mrkdwn(group_id)
 
 
-def approved_by(request: CreditRequest) -> str:
+def approved_by(texts: Texts, request: CreditRequest) -> str:
     """Who approved: both approvers of a request that needed two."""
     if request.first_approver_id and request.first_approver_id != request.approver_id:
-        return f"{mention(request.first_approver_id)}, {mention(request.approver_id)}"
-    return mention(request.approver_id)
+        return f"{mention(texts, request.first_approver_id)}, {mention(texts, request.approver_id)}"
+    return mention(texts, request.approver_id)
 
 
-def _buttons(request: CreditRequest) -> Block:
-    dialog_text = (
-        f"{'Add' if request.action is Action.ADD else 'Remove'} "
-        f"{format_amount(request.amount, request.currency)} "
-        f"{'to' if request.action is Action.ADD else 'from'} sub-account "
-        f"{request.subaccount_token}? This moves money at SMS Partner."
+def confirm_button(texts: Texts, request: CreditRequest) -> Block:
+    """Confirm, with its dialog: the same on the card and in the Home tab."""
+    dialog_id = "card.dialog.add" if request.action is Action.ADD else "card.dialog.remove"
+    # plain_text: nothing in it is interpreted, so no escaping is needed.
+    dialog_text = texts(
+        dialog_id,
+        amount=texts.format_amount(request.amount, request.currency),
+        token=request.subaccount_token,
     )
     return {
-        "type": "actions",
-        "block_id": ACTIONS_BLOCK_ID,
-        "elements": [
-            {
-                "type": "button",
-                "action_id": CONFIRM_ACTION_ID,
-                "text": {"type": "plain_text", "text": "Confirm"},
-                "style": "primary",
-                "value": request.id,
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Move the credit?"},
-                    # plain_text: nothing in it is interpreted, so no escaping is needed.
-                    "text": {"type": "plain_text", "text": dialog_text[:300]},
-                    "confirm": {"type": "plain_text", "text": "Yes, move it"},
-                    "deny": {"type": "plain_text", "text": "Back"},
-                },
-            },
-            {
-                "type": "button",
-                "action_id": CANCEL_ACTION_ID,
-                "text": {"type": "plain_text", "text": "Cancel"},
-                "style": "danger",
-                "value": request.id,
-            },
-        ],
+        "type": "button",
+        "action_id": CONFIRM_ACTION_ID,
+        "text": {"type": "plain_text", "text": texts("card.button.confirm")},
+        "style": "primary",
+        "value": request.id,
+        "confirm": {
+            "title": {"type": "plain_text", "text": texts("card.dialog.title")},
+            "text": {"type": "plain_text", "text": dialog_text[:300]},
+            "confirm": {"type": "plain_text", "text": texts("card.dialog.yes")},
+            "deny": {"type": "plain_text", "text": texts("card.dialog.back")},
+        },
     }
 
 
-def build_in_progress(request: CreditRequest) -> Message:
-    text = (
-        f":hourglass_flowing_sand: Sending to SMS Partner: {_describe(request)}. "
-        f"Approved by {approved_by(request)}."
+def cancel_button(texts: Texts, request: CreditRequest) -> Block:
+    return {
+        "type": "button",
+        "action_id": CANCEL_ACTION_ID,
+        "text": {"type": "plain_text", "text": texts("card.button.cancel")},
+        "style": "danger",
+        "value": request.id,
+    }
+
+
+def _buttons(texts: Texts, request: CreditRequest) -> Block:
+    return {
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK_ID,
+        "elements": [confirm_button(texts, request), cancel_button(texts, request)],
+    }
+
+
+def build_in_progress(request: CreditRequest, *, texts: Texts) -> Message:
+    text = texts(
+        "card.sending",
+        request=_describe(texts, request),
+        approvers=approved_by(texts, request),
     )
-    return {"text": text, "blocks": [_section(text), *_reason_blocks(request), _footer(request)]}
+    return {
+        "text": text,
+        "blocks": [_section(text), *_reason_blocks(texts, request), _footer(texts, request)],
+    }
 
 
-def build_outcome(request: CreditRequest) -> Message:
+def build_outcome(request: CreditRequest, *, texts: Texts) -> Message:
     """The card once the request has ended: no buttons left, the outcome stated."""
     builder = _OUTCOMES.get(request.status)
     if builder is None:
         raise ValueError(f"request {request.id} has not ended (status {request.status})")
-    text, extra = builder(request)
+    text, extra = builder(texts, request)
     return {
         "text": text,
-        "blocks": [_section(text), *_reason_blocks(request), *extra, _footer(request)],
+        "blocks": [
+            _section(text),
+            *_reason_blocks(texts, request),
+            *extra,
+            _footer(texts, request),
+        ],
     }
 
 
-def _succeeded(request: CreditRequest) -> tuple[str, list[Block]]:
-    verb = "Added" if request.action is Action.ADD else "Removed"
-    where = "to" if request.action is Action.ADD else "from"
-    amount = format_amount(request.amount, request.currency)
-    token = f"`{escape_mrkdwn(request.subaccount_token)}`"
-    text = f":white_check_mark: {verb} *{amount}* {where} sub-account {token}."
+def _succeeded(texts: Texts, request: CreditRequest) -> tuple[str, list[Block]]:
+    verb = "card.succeeded.add" if request.action is Action.ADD else "card.succeeded.remove"
+    amount = format_amount(texts, request.amount, request.currency)
+    text = texts(verb, amount=amount, token=_token(request))
     if request.resolver_id:
         # Settled by a person: SMS Partner never said what the balances became.
-        text += (
-            f"\nMarked as gone through by {mention(request.resolver_id)}, who checked SMS Partner."
-        )
-        return text, [_people(request)]
+        text += "\n" + texts("card.settled.done", resolver=mention(texts, request.resolver_id))
+        return text, [_people(texts, request)]
     fields = _fields(
-        ("Requested by", mention(request.requester_id)),
-        ("Approved by", approved_by(request)),
+        (texts("card.field.requested_by"), mention(texts, request.requester_id)),
+        (texts("card.field.approved_by"), approved_by(texts, request)),
         (
-            "Sub-account balance",
-            _was(request.subaccount_balance, request.subaccount_balance_before, request.currency),
+            texts("card.field.subaccount_balance"),
+            _was(
+                texts,
+                request.subaccount_balance,
+                request.subaccount_balance_before,
+                request.currency,
+            ),
         ),
         (
-            "Main account balance",
-            _was(request.main_balance, request.main_balance_before, request.currency),
+            texts("card.field.main_balance"),
+            _was(texts, request.main_balance, request.main_balance_before, request.currency),
         ),
     )
     return text, [fields]
 
 
-def _was(now: Decimal | None, before: Decimal | None, currency: str) -> str:
+def _was(texts: Texts, now: Decimal | None, before: Decimal | None, currency: str) -> str:
     """A new balance from SMS Partner's answer, with the one the card showed before."""
-    shown = format_balance(now, currency)
-    return shown if before is None else f"{shown} (was {format_balance(before, currency)})"
+    shown = format_balance(texts, now, currency)
+    if before is None:
+        return shown
+    return texts("card.balance.was", now=shown, before=format_balance(texts, before, currency))
 
 
-def _people(request: CreditRequest) -> Block:
+def _people(texts: Texts, request: CreditRequest) -> Block:
     return _fields(
-        ("Requested by", mention(request.requester_id)),
-        ("Approved by", approved_by(request)),
+        (texts("card.field.requested_by"), mention(texts, request.requester_id)),
+        (texts("card.field.approved_by"), approved_by(texts, request)),
     )
 
 
-def _failed(request: CreditRequest) -> tuple[str, list[Block]]:
-    if request.resolver_id:
-        return (
-            f":x: The transfer did not go through: {_describe(request)}.\n"
-            f"Marked as not done by {mention(request.resolver_id)}, who checked SMS Partner. "
-            "Nothing will be sent again; ask again with `/credit` if it is still needed.",
-            [_people(request)],
+def failure_reason(texts: Texts, request: CreditRequest) -> str:
+    """Why a transfer failed, in the card's language, from what was stored: SMS Partner's code
+    (our explanation, and SMS Partner's own message as it came), or the flow's stored reason."""
+    if request.error_code is not None:
+        explanation = say(texts, explanation_of(request.error_code))
+        vendor = vendor_message_in(request.error_code, request.error_message or "")
+        if not vendor:
+            return explanation
+        return texts(
+            "smspartner.with_vendor", explanation=explanation, vendor=escape_mrkdwn(vendor)
         )
-    reason = escape_mrkdwn(request.error_message or "SMS Partner refused the transfer.")
-    return f":x: The transfer did not go through: {_describe(request)}.\n{reason}", [
-        _people(request)
-    ]
+    wording = stored_reason(request.error_message)
+    return say(texts, wording or Wording.of("card.failed.default_reason"))
 
 
-def _unknown(request: CreditRequest) -> tuple[str, list[Block]]:
-    reason = escape_mrkdwn(request.error_message or "No answer came from SMS Partner.")
-    text = (
-        f":warning: *Outcome unknown*: {_describe(request)}.\n{reason}\n"
-        "The transfer *may or may not have happened*. Check the balances, then say whether "
-        "it went through; the bot will not send it again by itself."
-    )
-    return text, [_people(request), _unknown_buttons(request)]
+def stored_reason(stored: str | None) -> Wording | None:
+    """The flow's reason, from the English it stored for the audit trail (bot.flow.reasons)."""
+    return reasons.wording_of(stored or "")
 
 
-def _unknown_buttons(request: CreditRequest) -> Block:
+def _failed(texts: Texts, request: CreditRequest) -> tuple[str, list[Block]]:
+    what = _describe(texts, request)
+    if request.resolver_id:
+        text = texts(
+            "card.settled.not_done",
+            request=what,
+            resolver=mention(texts, request.resolver_id),
+        )
+        return text, [_people(texts, request)]
+    text = texts("card.failed", request=what, reason=failure_reason(texts, request))
+    return text, [_people(texts, request)]
+
+
+def _unknown(texts: Texts, request: CreditRequest) -> tuple[str, list[Block]]:
+    wording = stored_reason(request.error_message)
+    reason = say(texts, wording or Wording.of("card.unknown.default_reason"))
+    text = texts("card.unknown", request=_describe(texts, request), reason=reason)
+    return text, [_people(texts, request), _unknown_buttons(texts, request)]
+
+
+def _unknown_buttons(texts: Texts, request: CreditRequest) -> Block:
     return {
         "type": "actions",
         "block_id": UNKNOWN_ACTIONS_BLOCK_ID,
         "elements": [
-            _button(CHECK_BALANCE_ACTION_ID, "Check balances", request.id),
-            _button(RESOLVE_DONE_ACTION_ID, "It went through", request.id),
-            _button(RESOLVE_NOT_DONE_ACTION_ID, "It did not", request.id),
+            _button(CHECK_BALANCE_ACTION_ID, texts("card.unknown.check_balances"), request.id),
+            _button(RESOLVE_DONE_ACTION_ID, texts("card.unknown.done"), request.id),
+            _button(RESOLVE_NOT_DONE_ACTION_ID, texts("card.unknown.not_done"), request.id),
         ],
     }
 
@@ -356,22 +417,24 @@ def _button(action_id: str, label: str, value: str) -> Block:
     }
 
 
-def _cancelled(request: CreditRequest) -> tuple[str, list[Block]]:
+def _cancelled(texts: Texts, request: CreditRequest) -> tuple[str, list[Block]]:
+    what = _describe(texts, request)
     if request.canceller_id is None:
-        reason = escape_mrkdwn(request.error_message or "")
-        return f":no_entry_sign: Cancelled by the app: {_describe(request)}. {reason}", []
-    return (
-        f":no_entry_sign: Cancelled by {mention(request.canceller_id)}: {_describe(request)}. "
-        "Nothing moved.",
-        [],
-    )
+        wording = stored_reason(request.error_message)
+        reason = say(texts, wording) if wording else ""
+        return texts("card.cancelled.by_app", request=what, reason=reason).rstrip(), []
+    canceller = mention(texts, request.canceller_id)
+    return texts("card.cancelled", canceller=canceller, request=what), []
 
 
-def _expired(request: CreditRequest) -> tuple[str, list[Block]]:
+def _expired(texts: Texts, request: CreditRequest) -> tuple[str, list[Block]]:
     return (
-        f":hourglass: Expired: {_describe(request)} was not confirmed before "
-        f"{slack_date(request.expires_at)}. Nothing moved; ask again with `{COMMAND}` "
-        "if it is still needed.",
+        texts(
+            "card.expired",
+            request=_describe(texts, request),
+            expires=slack_date(texts, request.expires_at),
+            command=COMMAND,
+        ),
         [],
     )
 
@@ -385,21 +448,29 @@ _OUTCOMES = {
 }
 
 
-def build_card(request: CreditRequest, *, can_approve: CanApprove | None = None) -> Message:
+def build_card(
+    request: CreditRequest, *, texts: Texts, can_approve: CanApprove | None = None
+) -> Message:
     """Whatever the card should show now for this request."""
     if request.status is Status.PENDING:
-        return build_confirmation(request, can_approve=can_approve)
+        return build_confirmation(request, texts=texts, can_approve=can_approve)
     if request.status is Status.EXECUTING:
-        return build_in_progress(request)
-    return build_outcome(request)
+        return build_in_progress(request, texts=texts)
+    return build_outcome(request, texts=texts)
 
 
-def build_usage(error: str | None = None) -> Message:
+def usage(texts: Texts) -> str:
+    return texts("usage.text", max_token=TOKEN_MAX_LENGTH, max_reason=REASON_MAX_LENGTH)
+
+
+def build_usage(texts: Texts, error: Wording | None = None) -> Message:
     """Ephemeral help, with the reason first when the command was refused."""
-    text = f":warning: {error}\n\n{USAGE}" if error else USAGE
+    text = usage(texts)
+    if error is not None:
+        text = texts("usage.with_error", error=say(texts, error), usage=text)
     return {"text": text, "blocks": [_section(text)]}
 
 
 def build_notice(text: str) -> Message:
-    """A short ephemeral answer to a click (refused, already handled, …)."""
+    """A short ephemeral answer to a click (refused, already handled, …), already in mrkdwn."""
     return {"text": text, "blocks": [_section(text)]}

@@ -29,6 +29,7 @@ from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
 from bot.slack.web import slack_webhook_client
 from bot.store import Store, utcnow
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,17 @@ UPDATE_THREADS = 8
 
 class Cards:
     def __init__(
-        self, *, client: WebClient, store: Store, can_approve: CanApprove | None = None
+        self,
+        *,
+        client: WebClient,
+        store: Store,
+        texts: Texts,
+        can_approve: CanApprove | None = None,
     ) -> None:
         self.client = client
         self.store = store
+        # The process's language: every card, notice and answer is drawn in it.
+        self.texts = texts
         # Who the cards name on their "Can approve" line (the policy's).
         self.can_approve = can_approve
         self._guard = threading.Lock()
@@ -80,7 +88,8 @@ class Cards:
         database away when the ts is stored raises nothing: the card is up, clicks carry
         its ts, and if the database stays away the sweep closes it as never posted."""
         response = self.client.chat_postMessage(
-            channel=request.channel_id, **build_card(request, can_approve=self.can_approve)
+            channel=request.channel_id,
+            **build_card(request, texts=self.texts, can_approve=self.can_approve),
         )
         ts = str(response["ts"])
         try:
@@ -147,7 +156,7 @@ class Cards:
     def _replace(
         self, request: CreditRequest, *, message_ts: str | None, fallback_url: str | None
     ) -> bool:
-        message = build_card(request, can_approve=self.can_approve)
+        message = build_card(request, texts=self.texts, can_approve=self.can_approve)
         ts = request.message_ts or message_ts
         try:
             if ts:
@@ -209,11 +218,7 @@ class Cards:
             user_id=request.requester_id,
             channel_id=request.channel_id,
             response_url=request.response_url,
-            text=(
-                "Slack did not confirm that the confirmation card was posted, so this request "
-                f"(`{escape_mrkdwn(request.id)}`) is closed: if the card shows up, its buttons "
-                "do nothing. Nothing moved; ask again with `/credit`."
-            ),
+            text=self.texts("notice.card_unposted", request_id=escape_mrkdwn(request.id)),
         )
 
     def tell(self, *, user_id: str, channel_id: str, response_url: str | None, text: str) -> None:

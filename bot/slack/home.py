@@ -11,14 +11,15 @@ from typing import Any
 
 from bot.domain import Action, CreditRequest
 from bot.slack.blocks import (
-    CANCEL_ACTION_ID,
-    CONFIRM_ACTION_ID,
+    cancel_button,
+    confirm_button,
     escape_mrkdwn,
     format_amount,
     format_balance,
     mention,
     slack_date,
 )
+from bot.texts import Texts
 
 View = dict[str, Any]
 # A view holds at most 100 blocks; each waiting request takes two.
@@ -27,6 +28,7 @@ MAX_WAITING = 30
 
 def build_home(
     *,
+    texts: Texts,
     waiting: list[CreditRequest],
     mine: list[CreditRequest],
     main_balance: Decimal | None,
@@ -38,22 +40,26 @@ def build_home(
     blocks: list[dict[str, Any]] = []
     if notice:
         blocks.append(_section(f":information_source: {notice}"))
-    balance = "unavailable" if main_balance is None else format_balance(main_balance, currency)
+    balance = (
+        texts("home.unavailable")
+        if main_balance is None
+        else format_balance(texts, main_balance, currency)
+    )
     blocks += [
-        {"type": "header", "text": {"type": "plain_text", "text": "Credit transfers"}},
-        _section(f"*Main account balance:* {balance}"),
+        {"type": "header", "text": {"type": "plain_text", "text": texts("home.title")}},
+        _section(texts("home.main_balance", balance=balance)),
         {"type": "divider"},
-        _section(f"*Waiting for your approval* ({len(waiting)})"),
+        _section(texts("home.waiting", count=len(waiting))),
     ]
     if not waiting:
-        blocks.append(_section("Nothing waits for you."))
+        blocks.append(_section(texts("home.waiting.empty")))
     for request in waiting[:MAX_WAITING]:
-        blocks += [_section(_waiting_line(request)), _buttons(request)]
-    blocks += [{"type": "divider"}, _section("*Your latest requests*")]
+        blocks += [_section(_waiting_line(texts, request)), _buttons(texts, request)]
+    blocks += [{"type": "divider"}, _section(texts("home.mine"))]
     if not mine:
-        blocks.append(_section("You have not asked for any transfer yet."))
+        blocks.append(_section(texts("home.mine.empty")))
     else:
-        blocks.append(_section("\n".join(_mine_line(request) for request in mine)))
+        blocks.append(_section("\n".join(_mine_line(texts, request) for request in mine)))
     return {"type": "home", "blocks": blocks}
 
 
@@ -61,55 +67,48 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _what(request: CreditRequest) -> str:
-    amount = format_amount(request.amount, request.currency)
+def _what(texts: Texts, request: CreditRequest) -> str:
+    amount = format_amount(texts, request.amount, request.currency)
     token = f"`{escape_mrkdwn(request.subaccount_token)}`"
-    if request.action is Action.ADD:
-        return f"add *{amount}* to {token}"
-    return f"remove *{amount}* from {token}"
+    what = "home.add" if request.action is Action.ADD else "home.remove"
+    return texts(what, amount=amount, token=token)
 
 
-def _waiting_line(request: CreditRequest) -> str:
-    line = f"{mention(request.requester_id)} asks to {_what(request)}"
+def _waiting_line(texts: Texts, request: CreditRequest) -> str:
+    line = texts(
+        "home.waiting.asks",
+        requester=mention(texts, request.requester_id),
+        request=_what(texts, request),
+    )
     if request.reason:
         line += f": {escape_mrkdwn(' '.join(request.reason.split()))}"
-    line += f"\nIn <#{request.channel_id}>, expires {slack_date(request.expires_at)}"
+    where = texts(
+        "home.waiting.where",
+        channel=f"<#{request.channel_id}>",
+        expires=slack_date(texts, request.expires_at),
+    )
+    line += f"\n{where}"
     if request.first_approver_id is not None:
-        line += f"; approved by {mention(request.first_approver_id)} (1 of 2)"
+        line += texts(
+            "home.waiting.first_approval", approver=mention(texts, request.first_approver_id)
+        )
     return line
 
 
-def _mine_line(request: CreditRequest) -> str:
-    return f"• {slack_date(request.created_at)}: {_what(request)}, *{request.status.value}*"
+def _mine_line(texts: Texts, request: CreditRequest) -> str:
+    return texts(
+        "home.mine.line",
+        when=slack_date(texts, request.created_at),
+        request=_what(texts, request),
+        status=texts(f"status.{request.status.value}"),
+    )
 
 
-def _buttons(request: CreditRequest) -> dict[str, Any]:
-    """The card's buttons: same action_ids and values, so the same listeners handle them.
-    Block ids must be unique within a view, hence the request id in each."""
-    dialog = f"{_what(request)}? This moves money at SMS Partner.".replace("*", "")
+def _buttons(texts: Texts, request: CreditRequest) -> dict[str, Any]:
+    """The card's buttons: same action_ids, values and dialog, so the same listeners handle
+    them. Block ids must be unique within a view, hence the request id in each."""
     return {
         "type": "actions",
         "block_id": f"credit_home_{request.id}",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": CONFIRM_ACTION_ID,
-                "text": {"type": "plain_text", "text": "Confirm"},
-                "style": "primary",
-                "value": request.id,
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Move the credit?"},
-                    "text": {"type": "plain_text", "text": dialog[:300]},
-                    "confirm": {"type": "plain_text", "text": "Yes, move it"},
-                    "deny": {"type": "plain_text", "text": "Back"},
-                },
-            },
-            {
-                "type": "button",
-                "action_id": CANCEL_ACTION_ID,
-                "text": {"type": "plain_text", "text": "Cancel"},
-                "style": "danger",
-                "value": request.id,
-            },
-        ],
+        "elements": [confirm_button(texts, request), cancel_button(texts, request)],
     }

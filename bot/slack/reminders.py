@@ -15,31 +15,32 @@ from bot.domain import CreditRequest
 from bot.flow.policy import CanApprove
 from bot.logs import log_event
 from bot.slack.blocks import approvers_line, build_notice, format_amount, mention
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
 
-def reminder_text(request: CreditRequest, can_approve: CanApprove) -> str:
+def reminder_text(texts: Texts, request: CreditRequest, can_approve: CanApprove) -> str:
     """The thread reply: the approvers mentioned (so Slack notifies them), and what waits."""
-    amount = format_amount(request.amount, request.currency)
-    waiting = f"{amount} asked by {mention(request.requester_id)}"
+    values = {
+        "approvers": approvers_line(texts, request, can_approve),
+        "amount": format_amount(texts, request.amount, request.currency),
+        "requester": mention(texts, request.requester_id),
+    }
     if request.first_approver_id is not None:
-        return (
-            f":bell: {approvers_line(request, can_approve)}: this request ({waiting}) was "
-            f"approved by {mention(request.first_approver_id)} (1 of 2) and still needs a "
-            "second approver."
+        return texts(
+            "reminder.second", approver=mention(texts, request.first_approver_id), **values
         )
-    return (
-        f":bell: {approvers_line(request, can_approve)}: this request ({waiting}) is still "
-        "waiting for approval."
-    )
+    return texts("reminder.first", **values)
 
 
-def make_reminder(client: WebClient, can_approve: CanApprove) -> Callable[[CreditRequest], bool]:
+def make_reminder(
+    client: WebClient, can_approve: CanApprove, texts: Texts
+) -> Callable[[CreditRequest], bool]:
     """The sweeper's `remind`: True when Slack took the reply."""
 
     def remind(request: CreditRequest) -> bool:
-        message = build_notice(reminder_text(request, can_approve))
+        message = build_notice(reminder_text(texts, request, can_approve))
         try:
             client.chat_postMessage(
                 channel=request.channel_id, thread_ts=request.message_ts, **message

@@ -21,6 +21,10 @@ Every text says what happened in plain words; none quotes a URL, a body or a key
 
 from __future__ import annotations
 
+import re
+
+from bot.texts.wording import Wording
+
 RATE_LIMITED_STATUS = 429
 
 # SMS Partner numbers some errors differently across its pages (9 and 10 for a bad key,
@@ -55,6 +59,26 @@ def error_text(code: int, vendor_message: str) -> str:
     if vendor_message:
         return f"SMS Partner error {code}: {vendor_message}"
     return f"SMS Partner error {code}."
+
+
+def explanation_of(code: int) -> Wording:
+    """Our explanation of an SMS Partner error code, for the card's language (bot.texts):
+    `smspartner.error.<code>` in the catalogues, the same facts as ERROR_TEXTS."""
+    if code in ERROR_TEXTS:
+        return Wording.of(f"smspartner.error.{code}")
+    return Wording.of("smspartner.error.other", code=str(code))
+
+
+_STORED_VENDOR = re.compile(r'.* \(SMS Partner: "(?P<vendor>.*)"\)', re.DOTALL)
+
+
+def vendor_message_in(code: int, stored: str) -> str:
+    """SMS Partner's own message, as it came, from a failure's stored `user_message`."""
+    if code in ERROR_TEXTS:
+        match = _STORED_VENDOR.fullmatch(stored)
+        return match.group("vendor") if match else ""
+    prefix = f"SMS Partner error {code}: "
+    return stored.removeprefix(prefix) if stored.startswith(prefix) else ""
 
 
 class SMSPartnerError(Exception):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import string
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -30,6 +30,7 @@ from babel.lists import format_list
 from babel.messages.pofile import read_po
 
 from bot.texts import money
+from bot.texts.wording import Wording
 
 DEFAULT_LANGUAGE = "en"
 _FORMATTER = string.Formatter()
@@ -92,6 +93,21 @@ class Texts:
             extra = ", ".join(sorted(values.keys() - wanted)) or "none"
             raise TypeError(f"message {message_id!r}: missing {missing}; unexpected {extra}")
         return text.format(**values)
+
+    def say(self, wording: Wording, *, escape: Callable[[str], str] = str) -> str:
+        """A `Wording` rendered: text values through `escape` (Slack's, for mrkdwn), Decimal
+        values as euros with every digit they have (`1000 EUR`, `10.50 EUR`), a Wording
+        value rendered in turn."""
+        return self(wording.id, **{name: self._value(v, escape) for name, v in wording.values})
+
+    def _value(self, value: object, escape: Callable[[str], str]) -> object:
+        if isinstance(value, Wording):  # a word of ours inside, a state's name say
+            return self.say(value, escape=escape)
+        if isinstance(value, Decimal):
+            return self.format_balance(value, "EUR")
+        if isinstance(value, str):
+            return escape(value)
+        return value
 
     def format_amount(self, amount: Decimal, currency: str) -> str:
         """A requested amount with cents: en `10.50 EUR`, fr `10,50 EUR`."""

@@ -11,8 +11,9 @@ from typing import Any
 from bot.domain import CreditRequest, Status
 from bot.flow.transfers import DATABASE_ERRORS, CardChanged, Outcome, Refused, Transfers
 from bot.logs import log_event, log_failure
-from bot.slack.blocks import mention
+from bot.slack.blocks import mention, say
 from bot.slack.cards import Cards
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
@@ -69,34 +70,21 @@ def read_click(body: Any) -> Click | None:
     )
 
 
-DATABASE_AWAY = (
-    "The bot cannot reach its database right now, so nothing was sent and nothing moved. "
-    "Try again in a minute."
-)
-
-
-def describe_handled(request: CreditRequest) -> str:
+def describe_handled(texts: Texts, request: CreditRequest) -> str:
     """Why a click on this request does nothing now, in a sentence per state."""
-    who = mention(request.handled_by)
+    who = mention(texts, request.handled_by)
     status = request.status
-    if status is Status.EXECUTING:
-        return f"{who} already approved this request: the transfer is under way."
-    if status is Status.SUCCEEDED:
-        return f"{who} already approved this request, and the credit moved."
-    if status is Status.FAILED:
-        return f"{who} already approved this request, but the transfer failed: nothing moved."
-    if status is Status.UNKNOWN:
-        return (
-            f"{who} already approved this request, and its outcome is unknown: check the "
-            "balance before asking again."
-        )
-    if status is Status.CANCELLED:
-        if request.canceller_id is None:
-            return "The app already closed this request; nothing moved. Ask again with `/credit`."
-        return f"{who} already cancelled this request; nothing moved."
-    if status is Status.EXPIRED:
-        return "This request has already expired; nothing moved. Ask again with `/credit`."
-    return "This request is still waiting for approval."
+    if status is Status.CANCELLED and request.canceller_id is None:
+        return texts("handled.closed_by_app")
+    if status in _HANDLED_WITH_WHO:
+        return texts(f"handled.{status.value}", who=who)
+    return texts(f"handled.{status.value}")
+
+
+# The states whose "already handled" sentence names who handled the request.
+_HANDLED_WITH_WHO = frozenset(
+    {Status.EXECUTING, Status.SUCCEEDED, Status.FAILED, Status.UNKNOWN, Status.CANCELLED}
+)
 
 
 def make_action_listeners(
@@ -120,10 +108,10 @@ def make_action_listeners(
             if click.from_home and refresh_home is not None:
                 refresh_home(click.user_id, None)
             return
-        tell(
-            click,
-            outcome.message if isinstance(outcome, Refused) else describe_handled(outcome.request),
-        )
+        if isinstance(outcome, Refused):
+            tell(click, say(cards.texts, outcome.wording))
+        else:
+            tell(click, describe_handled(cards.texts, outcome.request))
 
     def tell(click: Click, text: str) -> None:
         if click.channel_id is None:
@@ -150,7 +138,7 @@ def make_action_listeners(
                 user_id=user_id or "",
                 channel_id="",
                 response_url=response_url,
-                text="This button is not a valid credit request; nothing was done.",
+                text=cards.texts("click.malformed"),
             )
 
     def on_click(action: str, decide: Callable[[Click], Outcome]) -> Callable[[Any], None]:
@@ -180,7 +168,7 @@ def make_action_listeners(
                         request_id=click.request_id,
                         error=type(error).__name__,
                     )
-                    tell(click, DATABASE_AWAY)
+                    tell(click, cards.texts("notice.database_away.click"))
                     return
                 answer(click, outcome)
             except Exception:

@@ -12,6 +12,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import CreditRequest
+from bot.flow import reasons
 from bot.flow.commands import (
     BalanceCommand,
     CreditCommand,
@@ -30,6 +31,7 @@ from bot.slack.cards import Cards
 from bot.slack.listeners.reads import answer_read
 from bot.smspartner.directory import SubaccountDirectory
 from bot.store import DuplicateCommandError, Store
+from bot.texts import Texts, Wording
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,12 @@ Asked = CreditCommand | BalanceCommand | HistoryCommand
 
 
 def evaluate(
-    command: dict[str, Any], *, policy: Policy, max_amount: Decimal, require_reason: bool = False
+    command: dict[str, Any],
+    *,
+    policy: Policy,
+    texts: Texts,
+    max_amount: Decimal,
+    require_reason: bool = False,
 ) -> Asked | Message:
     """The request to open (or the balance or history to read), or the ephemeral answer
     that explains why not."""
@@ -53,15 +60,15 @@ def evaluate(
             str(command.get("text", "")), max_amount=max_amount, require_reason=require_reason
         )
     except UsageError as error:
-        return build_usage(escape_mrkdwn(error.message))
+        return build_usage(texts, error.wording)
     if isinstance(parsed, HelpCommand):
-        return build_usage()
+        return build_usage(texts)
     if refusal:
-        return build_usage(escape_mrkdwn(refusal))
+        return build_usage(texts, refusal)
     # Slack always says who and where; a request without both could be neither stored nor
     # approved, so it is refused here, in the ack, not left to fail after a silent one.
     if not all(isinstance(v, str) and SLACK_ID.fullmatch(v) for v in (user_id, channel_id)):
-        return build_usage("Slack did not say who asks, or where: nothing was requested.")
+        return build_usage(texts, Wording.of("command.no_user_or_channel"))
     return parsed
 
 
@@ -82,7 +89,11 @@ def make_command_listeners(
         """Only in-memory work here: Slack is waiting, and the user sees errors at once.
         True when the request is to be opened."""
         result = evaluate(
-            command, policy=quick_policy, max_amount=max_amount, require_reason=require_reason
+            command,
+            policy=quick_policy,
+            texts=cards.texts,
+            max_amount=max_amount,
+            require_reason=require_reason,
         )
         if isinstance(result, Asked):
             ack()  # the answer or the card follows, after SMS Partner is asked
@@ -112,7 +123,11 @@ def make_command_listeners(
 
     def post_request(command: dict[str, Any]) -> None:
         result = evaluate(
-            command, policy=transfers.policy, max_amount=max_amount, require_reason=require_reason
+            command,
+            policy=transfers.policy,
+            texts=cards.texts,
+            max_amount=max_amount,
+            require_reason=require_reason,
         )
         if isinstance(result, BalanceCommand | HistoryCommand):
             _answer_privately(cards, directory, transfers.store, command, result)
@@ -133,17 +148,12 @@ def make_command_listeners(
             cards.post(request)
         except SlackApiError as error:
             code = str(error.response.get("error"))
-            _close(transfers.store, request, f"Slack refused the card: {code}", slack_error=code)
+            reason = reasons.english(reasons.CARD_REFUSED, code=code)
+            _close(transfers.store, request, reason, slack_error=code)
             if code in NOT_IN_CHANNEL_ERRORS:
-                text = (
-                    "I cannot post in this channel. Invite me with `/invite @credit-bot`, "
-                    "then ask again. Nothing was requested."
-                )
+                text = cards.texts("command.not_in_channel")
             else:
-                text = (
-                    f"Slack would not take the confirmation card ({escape_mrkdwn(code)}). "
-                    "Nothing was requested."
-                )
+                text = cards.texts("command.card_refused", code=escape_mrkdwn(code))
             _tell(cards, request, text)
         except Exception as error:
             # No answer from Slack: the card may exist. Close the request so its buttons
@@ -151,7 +161,7 @@ def make_command_listeners(
             _close(
                 transfers.store,
                 request,
-                "Slack did not confirm the card was posted.",
+                reasons.english(reasons.CARD_UNCONFIRMED),
                 slack_error=type(error).__name__,
             )
             cards.close_unposted(request)
@@ -190,9 +200,7 @@ def _open(
         _reply(
             cards,
             command,
-            "This command was already received (request "
-            f"`{escape_mrkdwn(duplicate.request.id)}`): see its card in the channel. "
-            "Nothing new was requested.",
+            cards.texts("command.duplicate", request_id=escape_mrkdwn(duplicate.request.id)),
         )
         return None
     except DailyLimitReachedError as limit:
@@ -200,10 +208,11 @@ def _open(
         _reply(
             cards,
             command,
-            "Daily limit reached for this sub-account: "
-            f"{format_amount(limit.left, CURRENCY)} of the "
-            f"{format_amount(limit.limit, CURRENCY)} it may receive in 24 hours is left. "
-            "Nothing was requested.",
+            cards.texts(
+                "command.daily_limit",
+                left=format_amount(cards.texts, limit.left, CURRENCY),
+                limit=format_amount(cards.texts, limit.limit, CURRENCY),
+            ),
         )
         return None
     except DATABASE_ERRORS as error:
@@ -217,8 +226,7 @@ def _open(
         _reply(
             cards,
             command,
-            "The bot cannot reach its database right now: nothing was requested and "
-            "nothing moved. Try again in a minute.",
+            cards.texts("notice.database_away.command"),
         )
         return None
     return request
@@ -232,13 +240,13 @@ def _look(
     if isinstance(sighting, Seen):
         return sighting
     if isinstance(sighting, NotFound):
-        refusal = answers.build_not_found(sighting.name, sighting.close_matches)
+        refusal = answers.build_not_found(cards.texts, sighting.name, sighting.close_matches)
     elif isinstance(sighting, Insufficient):
         refusal = answers.build_insufficient(
-            sighting.action, sighting.balance, sighting.currency, asked.amount
+            cards.texts, sighting.action, sighting.balance, sighting.currency, asked.amount
         )
     else:
-        refusal = answers.build_cannot_resolve(sighting.name)
+        refusal = answers.build_cannot_resolve(cards.texts, sighting.name)
     log_event(
         logger,
         "command.refused_before_card",
@@ -258,7 +266,7 @@ def _answer_privately(
     asked: BalanceCommand | HistoryCommand,
 ) -> None:
     try:
-        message = answer_read(asked, directory=directory, store=store)
+        message = answer_read(asked, directory=directory, store=store, texts=cards.texts)
     except DATABASE_ERRORS as error:
         log_event(
             logger,
@@ -270,8 +278,7 @@ def _answer_privately(
         _reply(
             cards,
             command,
-            "The bot cannot reach its database right now, so it cannot show the history. "
-            "Nothing moved; try again in a minute.",
+            cards.texts("notice.database_away.history"),
         )
         return
     _answer(cards, command, message)

@@ -18,6 +18,7 @@ from bot.logs import log_event, log_failure
 from bot.slack.home import MAX_WAITING, build_home
 from bot.smspartner.accounts import MainAccount
 from bot.store import Store
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ class HomeTab:
         store: Store,
         policy: Policy,
         main_account: Callable[[], MainAccount],
+        texts: Texts,
     ) -> None:
+        self.texts = texts
         self.client = client
         self.store = store
         self.policy = policy
@@ -62,11 +65,14 @@ class HomeTab:
                     logger, "home.database_away", level=logging.WARNING, error=type(error).__name__
                 )
                 waiting, mine = [], []
-                notice = (
-                    notice or "The bot cannot reach its database right now: requests are not shown."
-                )
+                notice = notice or self.texts("home.database_away")
             view = build_home(
-                waiting=waiting, mine=mine, main_balance=balance, currency=currency, notice=notice
+                texts=self.texts,
+                waiting=waiting,
+                mine=mine,
+                main_balance=balance,
+                currency=currency,
+                notice=notice,
             )
             self.client.views_publish(user_id=user_id, view=view)
         except Exception:

@@ -16,6 +16,7 @@ from bot.smspartner.accounts import MainAccount, Subaccount
 from bot.smspartner.directory import CARD_MAX_AGE_SECONDS, SubaccountDirectory
 from bot.smspartner.errors import SMSPartnerError
 from bot.store import Store
+from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +24,19 @@ HISTORY_LENGTH = 10
 
 
 def answer_read(
-    command: BalanceCommand | HistoryCommand, *, directory: SubaccountDirectory, store: Store
+    command: BalanceCommand | HistoryCommand,
+    *,
+    directory: SubaccountDirectory,
+    store: Store,
+    texts: Texts,
 ) -> Message:
     """The ephemeral answer to a balance or history command. Raises the store's errors."""
     if isinstance(command, BalanceCommand):
-        return _balance(command, directory)
-    return _history(command, directory, store)
+        return _balance(texts, command, directory)
+    return _history(texts, command, directory, store)
 
 
-def _balance(command: BalanceCommand, directory: SubaccountDirectory) -> Message:
+def _balance(texts: Texts, command: BalanceCommand, directory: SubaccountDirectory) -> Message:
     main = _main(directory)
     if command.subaccount is None:
         try:
@@ -42,31 +47,33 @@ def _balance(command: BalanceCommand, directory: SubaccountDirectory) -> Message
             _unreadable("directory.unreadable", error)
             listed = None
         if main is None and listed is None:
-            return answers.build_unreadable()
-        return answers.build_balances(main, listed)
+            return answers.build_unreadable(texts)
+        return answers.build_balances(texts, main, listed)
     try:
         found = directory.look_up(command.subaccount, max_age=CARD_MAX_AGE_SECONDS)
     except SMSPartnerError as error:
         _unreadable("directory.unreadable", error)
-        return answers.build_unreadable()
+        return answers.build_unreadable(texts)
     if found.subaccount is None:
-        return answers.build_not_found(command.subaccount, found.close_matches)
-    return answers.build_balance_of(main, found.subaccount)
+        return answers.build_not_found(texts, command.subaccount, found.close_matches)
+    return answers.build_balance_of(texts, main, found.subaccount)
 
 
-def _history(command: HistoryCommand, directory: SubaccountDirectory, store: Store) -> Message:
+def _history(
+    texts: Texts, command: HistoryCommand, directory: SubaccountDirectory, store: Store
+) -> Message:
     token = command.subaccount
     if token is not None and command.by_email:
         try:
             found = directory.look_up(token)
         except SMSPartnerError as error:
             _unreadable("directory.unreadable", error)
-            return answers.build_cannot_resolve(token)
+            return answers.build_cannot_resolve(texts, token)
         if found.subaccount is None:
-            return answers.build_not_found(token, found.close_matches)
+            return answers.build_not_found(texts, token, found.close_matches)
         token = found.subaccount.token
     requests = store.history(limit=HISTORY_LENGTH, subaccount_token=token)
-    return answers.build_history(requests, token)
+    return answers.build_history(texts, requests, token)
 
 
 def _main(directory: SubaccountDirectory) -> MainAccount | None:

@@ -21,15 +21,12 @@ from bot.slack.blocks import (
     CHECK_BALANCE_ACTION_ID,
     RESOLVE_DONE_ACTION_ID,
     RESOLVE_NOT_DONE_ACTION_ID,
+    say,
 )
 from bot.slack.cards import Cards
 from bot.slack.listeners.actions import Click, read_click
 
 logger = logging.getLogger(__name__)
-
-DATABASE_AWAY = (
-    "The bot cannot reach its database right now, so nothing was recorded. Try again in a minute."
-)
 
 
 def register(app: App, *, resolutions: Resolutions, cards: Cards, workers: Executor) -> None:
@@ -53,11 +50,11 @@ def register(app: App, *, resolutions: Resolutions, cards: Cards, workers: Execu
                 channel_id=channel_id,
                 response_url=click.response_url,
                 message=build_balances_now(
-                    found.request, found.subaccount_balance, found.main_balance
+                    cards.texts, found.request, found.subaccount_balance, found.main_balance
                 ),
             )
         else:
-            tell(click, channel_id, found.message)
+            tell(click, channel_id, say(cards.texts, found.wording))
 
     def settle(went_through: bool) -> Callable[[Click, str], None]:
         def decide(click: Click, channel_id: str) -> None:
@@ -72,7 +69,7 @@ def register(app: App, *, resolutions: Resolutions, cards: Cards, workers: Execu
                     outcome.request, message_ts=click.message_ts, fallback_url=click.response_url
                 )
             elif isinstance(outcome, Refusal):
-                tell(click, channel_id, outcome.message)
+                tell(click, channel_id, say(cards.texts, outcome.wording))
 
         return decide
 
@@ -101,7 +98,7 @@ def register(app: App, *, resolutions: Resolutions, cards: Cards, workers: Execu
                         request_id=click.request_id,
                         error=type(error).__name__,
                     )
-                    tell(click, click.channel_id, DATABASE_AWAY)
+                    tell(click, click.channel_id, cards.texts("notice.database_away.settle"))
             except Exception:
                 # The boundary: an exception in a worker would vanish with its Future.
                 log_failure(logger, "click.failed", action=action)
