@@ -131,7 +131,7 @@ class FakeSlack:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeSlack:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server = _Server(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
@@ -582,3 +582,10 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             """Quiet: the test reads `calls`, not an access log."""
 
     return SlackHandler
+
+
+class _Server(ThreadingHTTPServer):
+    """http.server's listen backlog is 5: forty clicks answered at once overflow it and the
+    kernel resets connections, which Slack itself never does. A real server's backlog."""
+
+    request_queue_size = 1024

@@ -118,7 +118,7 @@ class FakeSMSPartner:
     def start(self) -> FakeSMSPartner:
         with self._changed:
             self._released = threading.Event()  # a previous stop() left it set
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server = _Server(("127.0.0.1", 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -564,3 +564,10 @@ def _make_handler(fake: FakeSMSPartner) -> type[BaseHTTPRequestHandler]:
             """Quiet: the test reads `requests`; and an access log is where a key would leak."""
 
     return SMSPartnerHandler
+
+
+class _Server(ThreadingHTTPServer):
+    """http.server's listen backlog is 5: forty clicks answered at once overflow it and the
+    kernel resets connections, which SMS Partner itself never does. A real server's backlog."""
+
+    request_queue_size = 1024
