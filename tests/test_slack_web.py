@@ -183,8 +183,9 @@ class OneShotServer:
     """Plain-HTTP loopback server: each connection gets one request, then is closed, after
     an answer (`answer=True`) or without one, like a connection reset mid-call."""
 
-    def __init__(self, *, answer: bool) -> None:
+    def __init__(self, *, answer: bool, drop_first: int = 0) -> None:
         self.answer = answer
+        self.drop_first = drop_first  # connections closed unanswered before answering
         self.requests = 0
         self.closed = 0
         self._changed = threading.Condition()
@@ -207,7 +208,7 @@ class OneShotServer:
                 while b"\r\n\r\n" not in received:
                     received += conn.recv(65536)
                 self.requests += 1
-                if self.answer:
+                if self.answer and self.requests > self.drop_first:
                     body = b'{"ok": true, "ts": "1.000001", "channel": "CWEB"}'
                     conn.sendall(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -279,3 +280,18 @@ def test_slack_library_loggers_get_a_level(
         assert logging.getLevelName(logging.getLogger(name).level) == expected
     made_later = WebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/api/")
     assert logging.getLevelName(made_later.logger.level) == expected
+
+
+def test_a_response_url_note_is_tried_once_more_after_a_dropped_connection() -> None:
+    """An ephemeral note (or a replace_original) is the same read twice, so unlike a card
+    post it is tried once more when the connection drops: the click still gets its answer."""
+    server = OneShotServer(answer=True, drop_first=1)
+    url = server.api_url + "response/note"
+    try:
+        response = web.slack_webhook_client(url, timeout=5).send_dict(
+            {"response_type": "ephemeral", "replace_original": False, "text": "note"}
+        )
+        assert response.status_code == 200
+        assert server.requests == 2
+    finally:
+        server.close()

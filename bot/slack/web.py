@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urljoin
 
 import urllib3
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -80,10 +81,17 @@ def slack_web_client(
 
 
 def slack_webhook_client(url: str, *, timeout: int) -> WebhookClient:
-    """A response_url client with the shared context and no retry (one connection per
-    post: slack_sdk's webhook client has no pluggable transport, and a response_url is
-    used once or twice per request)."""
-    return WebhookClient(url, timeout=timeout, ssl=slack_ssl_context(), retry_handlers=[])
+    """A response_url client with the shared context (one connection per post: slack_sdk's
+    webhook client has no pluggable transport, and a response_url is used once or twice per
+    request). Unlike chat.postMessage, what the app sends there is idempotent for the reader
+    (an ephemeral note, or `replace_original` of a card), so a connection that failed is
+    tried once more: a lost note would leave a click unanswered."""
+    return WebhookClient(
+        url,
+        timeout=timeout,
+        ssl=slack_ssl_context(),
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+    )
 
 
 class _IdleLimitedConnection(HTTPConnection):
