@@ -512,7 +512,8 @@ def test_the_pages_mrkdwn_draws_what_slack_draws(demo: DemoProcess) -> None:
         browser, page = _chromium_page(playwright)
         try:
             page.goto(f"{demo.url}/")
-            page.wait_for_function("typeof mrkdwn === 'function'")
+            # Names come with the page's first state: mentions drawn before it stay ids.
+            page.wait_for_function("typeof mrkdwn === 'function' && state.data !== null")
             for source, shown in cases.items():
                 html = page.evaluate("(text) => mrkdwn(text)", source)
                 text = page.evaluate(
