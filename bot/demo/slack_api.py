@@ -183,7 +183,7 @@ class SlackStandIn:
         to a slash command, does in Slack."""
         if not isinstance(body, dict):
             return {"ok": False, "error": "invalid_payload"}
-        error = None if body.get("delete_original") else _content_error(body)
+        error = None if body.get("delete_original") else content_error(body)
         if error:
             return {"ok": False, "error": error}
         with self._lock:
@@ -227,7 +227,7 @@ class SlackStandIn:
         channel = args.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         thread_ts = args.get("thread_ts")
@@ -243,7 +243,7 @@ class SlackStandIn:
         message = self._messages.get((channel, ts or ""))
         if message is None or message.ephemeral_to is not None:
             return {"ok": False, "error": "message_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         message.text = str(args.get("text", ""))
@@ -264,7 +264,7 @@ class SlackStandIn:
             return {"ok": False, "error": "channel_not_found"}
         if not user:
             return {"ok": False, "error": "user_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         message = self._post(channel, args, ephemeral_to=user)
@@ -344,7 +344,9 @@ _METHODS = {
 }
 
 
-def _content_error(args: dict[str, Any]) -> str | None:
+def content_error(args: dict[str, Any]) -> str | None:
+    """Slack's refusal of a message's content (`invalid_blocks`, `no_text`), or None; the
+    test fake of Slack (tests/fakes/slack.py) answers by the same rule."""
     blocks = args.get("blocks")
     if blocks is not None and (
         not isinstance(blocks, list)

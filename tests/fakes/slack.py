@@ -42,11 +42,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.demo.slack_api import content_error
+
 Handler = Callable[["FakeSlack", dict[str, Any]], dict[str, Any]]
 
 # Form-encoded Web API calls carry these as JSON strings; JSON bodies carry them as objects.
 JSON_STRING_FIELDS = frozenset({"blocks", "attachments", "metadata", "view"})
-MAX_BLOCKS = 50
 FIRST_TS_MICROS = 1_700_000_000_000_000
 TS_STEP_MICROS = 100
 BOT_ID = "BBOT"
@@ -386,7 +387,7 @@ class FakeSlack:
         channel = args.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         ts = self._next_ts()
@@ -401,7 +402,7 @@ class FakeSlack:
         current = self._messages.get((channel, ts or ""))
         if current is None:
             return {"ok": False, "error": "message_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         updated = dict(current, text=args.get("text", ""))
@@ -422,7 +423,7 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not args.get("user"):
             return {"ok": False, "error": "user_not_found"}
-        error = _content_error(args)
+        error = content_error(args)
         if error:
             return {"ok": False, "error": error}
         return {"ok": True, "message_ts": self._next_ts()}
@@ -468,19 +469,6 @@ _METHODS: dict[str, Handler] = {
     "usergroups.users.list": FakeSlack._usergroups_users_list,
     "views.publish": FakeSlack._views_publish,
 }
-
-
-def _content_error(args: dict[str, Any]) -> str | None:
-    blocks = args.get("blocks")
-    if blocks is not None and (
-        not isinstance(blocks, list)
-        or len(blocks) > MAX_BLOCKS
-        or not all(isinstance(block, dict) and "type" in block for block in blocks)
-    ):
-        return "invalid_blocks"
-    if not (args.get("text") or blocks or args.get("attachments")):
-        return "no_text"
-    return None
 
 
 def _bearer_token(headers: dict[str, str]) -> str | None:
