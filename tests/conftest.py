@@ -11,6 +11,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, text
 
+# The end-to-end suites' shared module fixtures (app process, fake Slack, sender, store).
+pytest_plugins = ["tests.e2e_fixtures"]
+
 PG_ENV = "TEST_DATABASE_URL"
 
 

@@ -26,10 +26,8 @@ from bot.texts import Texts, foreign_phrases
 from tests.e2e import (
     API_KEY,
     BOT_TOKEN,
-    LANGUAGES,
     SIGNING_SECRET,
     AppProcess,
-    app_env,
     card_now,
     card_posted,
     ephemeral_to,
@@ -68,23 +66,6 @@ BAD_INPUTS = [
 TOKEN_POOL = 80
 
 
-@pytest.fixture(scope="module", params=LANGUAGES)
-def language(request: pytest.FixtureRequest) -> str:
-    """The app's CREDIT_LANGUAGE: every fixture below is made again for each."""
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def texts(language: str) -> Texts:
-    return Texts.for_language(language)
-
-
-@pytest.fixture(scope="module")
-def slack(language: str) -> Iterator[FakeSlack]:
-    with FakeSlack(bot_token=BOT_TOKEN) as fake:
-        yield fake
-
-
 @pytest.fixture(scope="module")
 def smspartner(language: str) -> Iterator[FakeSMSPartner]:
     with FakeSMSPartner(api_key=API_KEY, main_balance=Decimal("5000.000")) as fake:
@@ -96,40 +77,9 @@ def database_file(tmp_path_factory: pytest.TempPathFactory, language: str) -> Pa
     return tmp_path_factory.mktemp(f"e2e-{language}") / "credit_bot.db"
 
 
-@pytest.fixture(scope="module")
-def app(
-    slack: FakeSlack,
-    smspartner: FakeSMSPartner,
-    database_file: Path,
-    _fresh_tokens: Iterator[str],
-    language: str,
-) -> Iterator[AppProcess]:
-    env = app_env(
-        slack=slack,
-        smspartner=smspartner,
-        database_url=f"sqlite:///{database_file}",
-        CREDIT_LANGUAGE=language,
-    )
-    process = AppProcess(env=env, workdir=database_file.parent).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture(autouse=True)
 def _clean_fakes(smspartner: FakeSMSPartner) -> None:
     smspartner.reset()
-
-
-@pytest.fixture
-def sender(app: AppProcess, slack: FakeSlack) -> SlackSender:
-    return app.sender(slack)
-
-
-@pytest.fixture
-def store(database_file: Path) -> Iterator[Store]:
-    store = Store.from_url(f"sqlite:///{database_file}")
-    yield store
-    store.close()
 
 
 @pytest.fixture(scope="module")

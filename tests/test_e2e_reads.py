@@ -31,8 +31,6 @@ from bot.store import Store
 from bot.texts import Texts
 from tests.e2e import (
     API_KEY,
-    BOT_TOKEN,
-    LANGUAGES,
     AppProcess,
     app_env,
     card_now,
@@ -51,23 +49,6 @@ TOKEN_POOL = 40  # with the two named ones, more than a balance answer lists
 PARIS = "shop-paris"
 PARIS_EMAIL = "Paris.Shop@Example.com"
 LYON = "shop-lyon"  # 0.800 EUR: the lowest balance of the module
-
-
-@pytest.fixture(scope="module", params=LANGUAGES)
-def language(request: pytest.FixtureRequest) -> str:
-    """The app's CREDIT_LANGUAGE: every fixture below is made again for each."""
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def texts(language: str) -> Texts:
-    return Texts.for_language(language)
-
-
-@pytest.fixture(scope="module")
-def slack(language: str) -> Iterator[FakeSlack]:
-    with FakeSlack(bot_token=BOT_TOKEN) as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -97,40 +78,9 @@ def database_file(tmp_path_factory: pytest.TempPathFactory, language: str) -> Pa
     return tmp_path_factory.mktemp(f"reads-{language}") / "credit_bot.db"
 
 
-@pytest.fixture(scope="module")
-def app(
-    slack: FakeSlack,
-    smspartner: FakeSMSPartner,
-    database_file: Path,
-    _fresh_tokens: Iterator[str],
-    language: str,
-) -> Iterator[AppProcess]:
-    env = app_env(
-        slack=slack,
-        smspartner=smspartner,
-        database_url=f"sqlite:///{database_file}",
-        CREDIT_LANGUAGE=language,
-    )
-    process = AppProcess(env=env, workdir=database_file.parent).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture(autouse=True)
 def _clean_fakes(smspartner: FakeSMSPartner) -> None:
     smspartner.reset()
-
-
-@pytest.fixture
-def sender(app: AppProcess, slack: FakeSlack) -> SlackSender:
-    return app.sender(slack)
-
-
-@pytest.fixture
-def store(database_file: Path) -> Iterator[Store]:
-    store = Store.from_url(f"sqlite:///{database_file}")
-    yield store
-    store.close()
 
 
 def _answer(sender: SlackSender, slack: FakeSlack, text: str, *, user: str = "UREQ") -> str:
