@@ -21,6 +21,7 @@ import pytest
 
 from bot.domain import Status
 from bot.slack.blocks import CANCEL_ACTION_ID, CONFIRM_ACTION_ID, usage
+from bot.slack.listeners.actions import SENDING_SHOWN_AFTER
 from bot.store import Store
 from bot.texts import Texts, foreign_phrases
 from tests.e2e import (
@@ -181,6 +182,20 @@ def test_remove_moves_credit_back(
     assert _balance(texts, Decimal("75.000")) in card_text
     assert _euros(texts, "25") in card_text
     assert smspartner.wait_for_transfers(1)[0].path == "/v1/subaccount/credit/remove"
+
+
+def test_a_quick_transfer_goes_from_the_buttons_straight_to_the_outcome(
+    sender: SlackSender, slack: FakeSlack, smspartner: FakeSMSPartner, token: str, texts: Texts
+) -> None:
+    """SMS Partner answers at once: the card is replaced once, by the outcome; "Sending…"
+    (shown only for a transfer still under way after a moment) never appears."""
+    request_id = open_request(sender, slack, f"add {token} 4")
+    sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
+    card_now(slack, token, _succeeded(texts, "add", "4", token))
+    time.sleep(2 * SENDING_SHOWN_AFTER)  # past the moment a "Sending…" would have come
+    updates = [c for c in slack.calls_to("chat.update") if token in json.dumps(c.args)]
+    assert len(updates) == 1
+    assert lead(texts, "card.sending") not in json.dumps(updates[0].args)
 
 
 @pytest.mark.parametrize(

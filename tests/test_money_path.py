@@ -163,13 +163,16 @@ def test_transfer_is_sent_while_the_sending_update_hangs_and_the_card_ends_on_th
     sqlite_url: str, start_app: Any, slack: FakeSlack, smspartner: FakeSMSPartner, token: str
 ) -> None:
     """chat.update stuck: SMS Partner is called anyway, and the held "Sending…" is applied
-    before the outcome, never after it."""
+    before the outcome, never after it. (SMS Partner answers after the moment a transfer
+    under way is shown as such.)"""
     app = start_app(sqlite_url)
     sender = app.sender(slack)
     request_id = open_request(sender, slack, f"add {token} 7")
+    smspartner.delay_seconds = 1.5
     slack.hold("chat.update")
     sender.click(CONFIRM_ACTION_ID, request_id, user_id="UAPP")
     smspartner.wait_for_transfers(1)  # the old code waited on the update before sending
+    slack.wait_for(lambda fake: fake.held_calls("chat.update") == 1)  # "Sending…", held
     slack.release("chat.update")
     card = card_now(slack, token, "Added")
     assert "Sending" not in json.dumps(card)

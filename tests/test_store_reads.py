@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from bot.domain import Action, CreditRequest, Status
-from bot.store import Store
+from bot.store import Store, create_store_engine
 
 
 @pytest.fixture
@@ -61,18 +62,26 @@ def test_a_read_does_not_wait_for_a_writer_holding_the_lock(
 
 def test_a_transition_is_one_update_returning_the_row(store: Store) -> None:
     """A claim, then its outcome: the store reads the row back from the UPDATE itself,
-    never with a second SELECT after it; a read begins deferred, without the write lock."""
+    never with a second SELECT after it; a read begins deferred, without the write lock.
+    Seen by SQLite itself (its trace of what it ran), BEGIN and COMMIT included."""
     request = _create(store)
     statements: list[str] = []
 
-    @event.listens_for(store.engine, "before_cursor_execute")
-    def _seen(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+    def _seen(sql: str) -> None:
         words = sql.split()
         statements.append(" ".join(words) if words[0] == "BEGIN" else words[0])
 
+    store.engine.dispose()  # the connections opened from here on are traced
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.set_trace_callback(_seen)
+
     claimed = store.claim(request_id=request.id, approver_id="UAPP", executor="me")
     assert claimed is not None and claimed.status is Status.EXECUTING
-    assert statements == ["BEGIN IMMEDIATE", "SELECT", "UPDATE", "INSERT", "INSERT"]
+    # The claim's UPDATE, its audit event, its approval: nothing read before the UPDATE.
+    assert statements[-5:] == ["BEGIN IMMEDIATE", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    assert "SELECT" not in statements
     statements.clear()
     done = store.record_success(
         request_id=request.id,
@@ -82,7 +91,34 @@ def test_a_transition_is_one_update_returning_the_row(store: Store) -> None:
     )
     assert done is not None and done.status is Status.SUCCEEDED
     assert done.main_balance == Decimal("989.500")
-    assert statements == ["BEGIN IMMEDIATE", "UPDATE", "INSERT"]
+    assert statements == ["BEGIN IMMEDIATE", "UPDATE", "INSERT", "COMMIT"]
     statements.clear()
     assert store.get(request.id) == done
-    assert statements == ["BEGIN", "SELECT"]
+    assert statements[:2] == ["BEGIN", "SELECT"]
+
+
+def test_a_writer_that_cannot_get_the_lock_fails_as_a_database_error(
+    sqlite_file: Path,
+) -> None:
+    """BEGIN IMMEDIATE runs on sqlite3 directly: when it times out waiting for the lock, the
+    caller still gets SQLAlchemy's error (the one every caller of the store handles), and
+    nothing is written."""
+    store = Store.from_url(f"sqlite:///{sqlite_file}")
+    store.migrate()
+    request = _create(store)
+    impatient = Store(create_store_engine(f"sqlite:///{sqlite_file}", busy_timeout_seconds=0.05))
+    writer = sqlite3.connect(sqlite_file, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="database is locked"):
+            impatient.attach_card(request_id=request.id, message_ts="1700000000.000100")
+        writer.execute("ROLLBACK")
+        found = store.get(request.id)
+        assert found is not None and found.message_ts is None
+        impatient.attach_card(request_id=request.id, message_ts="1700000000.000100")
+        found = store.get(request.id)
+        assert found is not None and found.message_ts == "1700000000.000100"
+    finally:
+        writer.close()
+        impatient.close()
+        store.close()

@@ -26,6 +26,7 @@ from bot.slack.listeners.command import make_command_listeners
 from bot.slack.listeners.home import HomeTab
 from bot.slack.listeners.home import register as register_home
 from bot.slack.reminders import make_reminder
+from bot.slack.scheduling import SendsFirst
 from bot.slack.usergroups import UserGroups
 from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
@@ -49,6 +50,10 @@ TRANSFER_THREADS = 32
 READ_THREADS = 8
 # Work that only touches the database and Slack: cancels. Never waits on SMS Partner.
 CARD_THREADS = 4
+# How long a card update may wait for the clicks queued to be sent: a burst of clicks
+# reaches SMS Partner before its cards are drawn, and a queue held by a slow SMS Partner
+# delays a card by this much at most.
+SENDS_FIRST_PATIENCE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,15 @@ def build_bot(
     )
     # The language of everything the bot writes (CREDIT_LANGUAGE), loaded once, immutable.
     texts = Texts.for_language(settings.credit_language)
-    cards = Cards(client=web_client, store=store, texts=texts, can_approve=policy.can_approve())
+    # Card updates wait (briefly) for the clicks waiting to be sent.
+    sends_first = SendsFirst(patience_seconds=SENDS_FIRST_PATIENCE_SECONDS)
+    cards = Cards(
+        client=web_client,
+        store=store,
+        texts=texts,
+        can_approve=policy.can_approve(),
+        sends_first=sends_first,
+    )
     pools = Pools.start()
     app = App(
         client=web_client,
@@ -190,6 +203,7 @@ def build_bot(
         ack_policy=dataclasses.replace(policy, members_of=groups.known_members),
         home=home,
         directory=directory,
+        sends_first=sends_first,
     )
     register_home(app, home=home, workers=pools.reads)
     sweeper = Sweeper(
@@ -223,6 +237,7 @@ def register_listeners(
     directory: SubaccountDirectory,
     ack_policy: Policy | None = None,
     home: HomeTab | None = None,
+    sends_first: SendsFirst | None = None,
 ) -> None:
     """Every Slack entry point, in one place.
 
@@ -239,7 +254,10 @@ def register_listeners(
         ack_policy=ack_policy,
     )
     ack_click, confirm, cancel = make_action_listeners(
-        transfers=transfers, cards=cards, refresh_home=home.publish if home else None
+        transfers=transfers,
+        cards=cards,
+        refresh_home=home.publish if home else None,
+        sends_first=sends_first,
     )
 
     @app.command(COMMAND)
@@ -250,7 +268,10 @@ def register_listeners(
     @app.action(CONFIRM_ACTION_ID)
     def on_confirm(ack: Any, body: dict[str, Any]) -> None:
         ack_click(ack)
-        pools.transfers.submit(confirm, body)
+        if sends_first is None:
+            pools.transfers.submit(confirm, body)
+        else:
+            pools.transfers.submit(sends_first.accepted(), confirm, body)
 
     @app.action(CANCEL_ACTION_ID)
     def on_cancel(ack: Any, body: dict[str, Any]) -> None:

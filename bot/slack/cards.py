@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,7 @@ from bot.flow.policy import CanApprove
 from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
+from bot.slack.scheduling import Later, SendsFirst
 from bot.slack.web import slack_webhook_client
 from bot.store import Store, utcnow
 from bot.texts import Texts
@@ -66,6 +68,7 @@ class Cards:
         store: Store,
         texts: Texts,
         can_approve: CanApprove | None = None,
+        sends_first: SendsFirst | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -79,6 +82,9 @@ class Cards:
         self._updates = ThreadPoolExecutor(
             max_workers=UPDATE_THREADS, thread_name_prefix="card-update"
         )
+        # Updates wait for the transfers waiting to be sent (bot.slack.scheduling).
+        self._sends_first = sends_first
+        self._later = Later(self._updates)
 
     def post(self, request: CreditRequest) -> str:
         """Post the confirmation card in the request's channel; return its ts.
@@ -110,9 +116,18 @@ class Cards:
         *,
         message_ts: str | None = None,
         fallback_url: str | None = None,
+        after_seconds: float = 0.0,
     ) -> None:
-        """`show` in another thread: for the money path, which must not wait on Slack."""
-        self._updates.submit(self.show, request, message_ts=message_ts, fallback_url=fallback_url)
+        """`show` in another thread: for the money path, which must not wait on Slack.
+        Not before `after_seconds`, and not while clicks wait to be sent (for a moment)."""
+        asked_at = time.monotonic()
+
+        def update() -> None:
+            if self._sends_first is not None:
+                self._sends_first.wait_turn(asked_at)
+            self.show(request, message_ts=message_ts, fallback_url=fallback_url)
+
+        self._later.call_after(after_seconds, update)
 
     def show(
         self,
@@ -253,6 +268,7 @@ class Cards:
             )
 
     def close(self) -> None:
+        self._later.close()
         self._updates.shutdown(wait=True)
 
 

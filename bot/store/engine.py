@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 # The inode of the file a SQLite connection opened, kept on its pool record.
@@ -29,10 +29,11 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine tuned for the store's short write transactions on either backend."""
+def create_store_engine(url: str, *, busy_timeout_seconds: float = 30) -> Engine:
+    """An engine tuned for the store's short write transactions on either backend.
+    `busy_timeout_seconds`: how long a SQLite writer queues for the write lock."""
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, busy_timeout_seconds)
     return create_engine(
         url, pool_size=10, max_overflow=30, pool_pre_ping=True, hide_parameters=True
     )
@@ -46,7 +47,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_seconds: float) -> Engine:
     path = sqlite_path(url)
     memory = url in ("sqlite://", "sqlite:///:memory:")
     if path is not None:
@@ -56,7 +57,7 @@ def _sqlite_engine(url: str) -> Engine:
         url = f"sqlite:///{path}"
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_seconds},
         poolclass=StaticPool if memory else None,
         hide_parameters=True,
     )
@@ -97,12 +98,21 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-            return
-        # Writers queue on the busy timeout instead of failing with "database is locked"
-        # when a read lock would have to be upgraded mid-transaction.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to sqlite3: through exec_driver_sql, BEGIN cost a whole statement
+        # execution of SQLAlchemy's (events, a cursor, a result) on every transaction.
+        # Writers take the lock first (IMMEDIATE) and queue on the busy timeout instead of
+        # failing with "database is locked" when a read lock would have to be upgraded
+        # mid-transaction; readers begin deferred.
+        begin = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(begin)  # type: ignore[union-attr]
+        except sqlite3.Error as error:
+            # SQLAlchemy wraps what its own statements raise, not what a listener does: the
+            # store's callers catch SQLAlchemy's errors (a locked, full or vanished file).
+            raise DBAPIError.instance(
+                begin, None, error, sqlite3.Error, hide_parameters=True
+            ) from error
 
     return engine
 

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import functools
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -362,12 +362,16 @@ class Store:
         with: replicas' own clocks may disagree by any amount."""
         now = now or utcnow()
         with self.engine.begin() as conn:
-            row = conn.execute(_GET, {"request_id": request_id}).first()
-            if row is None:
-                return None
-            request = _to_request(row._mapping)
-            if daily_limit is not None and request.action is Action.ADD:
-                refusal = self._over_daily_limit(conn, request, daily_limit)
+            if daily_limit is not None:
+                row = conn.execute(_GET, {"request_id": request_id}).first()
+                if row is None:
+                    return None
+                request = _to_request(row._mapping)
+                refusal = (
+                    self._over_daily_limit(conn, request, daily_limit)
+                    if request.action is Action.ADD
+                    else None
+                )
                 if refusal is not None:
                     return self._transition_in(
                         conn,
@@ -384,7 +388,8 @@ class Store:
                             "finished_at": now,
                         },
                     )
-            second = request.first_approver_id
+            # Without a daily limit nothing is read first: the UPDATE returns the row, and
+            # the audit line takes the first approver from it (the claim leaves it as is).
             claimed = self._transition_in(
                 conn,
                 request_id,
@@ -392,7 +397,7 @@ class Store:
                 to=Status.EXECUTING,
                 now=now,
                 actor_id=approver_id,
-                detail=None if second is None else f"second approval; first by {second}",
+                detail=_second_approval,
                 guard=Guard.SECOND_APPROVER,
                 guard_params={"g_approver_id": approver_id},
                 values={"approver_id": approver_id, "executor": executor},
@@ -815,7 +820,7 @@ class Store:
         guard: Guard = Guard.NONE,
         guard_params: Mapping[str, Any] | None = None,
         db_clock_values: Mapping[str, dt.datetime] | None = None,
-        detail: str | None = None,
+        detail: str | Callable[[CreditRequest], str | None] | None = None,
     ) -> CreditRequest | None:
         """`_transition` inside the caller's transaction: one conditional UPDATE that
         returns the row it moved (none: another caller got there first), and its audit
@@ -830,10 +835,16 @@ class Store:
         row = conn.execute(statement, params).first()
         if row is None:
             return None
+        moved = _to_request(row._mapping)
         self._audit(
-            conn, request_id=request_id, status=to, at=now, actor_id=actor_id, detail=detail
+            conn,
+            request_id=request_id,
+            status=to,
+            at=now,
+            actor_id=actor_id,
+            detail=detail(moved) if callable(detail) else detail,
         )
-        return _to_request(row._mapping)
+        return moved
 
     @staticmethod
     def _audit(
@@ -855,6 +866,12 @@ class Store:
                 "detail": detail,
             },
         )
+
+
+def _second_approval(claimed: CreditRequest) -> str | None:
+    """The audit line of a claim that was a request's second approval."""
+    first = claimed.first_approver_id
+    return None if first is None else f"second approval; first by {first}"
 
 
 def _to_request(row: Mapping[Any, Any]) -> CreditRequest:

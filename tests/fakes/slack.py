@@ -34,7 +34,7 @@ import json
 import ssl
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -107,6 +107,7 @@ class FakeSlack:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._failures: defaultdict[str, deque[str]] = defaultdict(deque)
         self._held: dict[str, threading.Event] = {}
+        self._waiting: Counter[str] = Counter()  # calls now held, by method
         self._slow: dict[str, tuple[float, bool]] = {}
         self._refused: dict[str, str] = {}
         self._refused_about: dict[str, str] = {}
@@ -232,6 +233,11 @@ class FakeSlack:
         with self._changed:
             self._held[method] = threading.Event()
 
+    def held_calls(self, method: str) -> int:
+        """How many calls to `method` are waiting on `hold` now."""
+        with self._changed:
+            return self._waiting[method]
+
     def release(self, method: str) -> None:
         with self._changed:
             held = self._held.pop(method, None)
@@ -278,7 +284,12 @@ class FakeSlack:
             held = self._held.get(method)
             seconds, trickle = self._slow.get(method, (0.0, False))
         if held is not None:
+            with self._changed:
+                self._waiting[method] += 1
+                self._changed.notify_all()
             held.wait()
+            with self._changed:
+                self._waiting[method] -= 1
         if seconds and not trickle:
             time.sleep(seconds)  # the fake's own behaviour (a slow Slack), not a test's wait
         return (seconds if trickle else 0.0), trickle

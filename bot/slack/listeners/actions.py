@@ -13,9 +13,16 @@ from bot.flow.transfers import DATABASE_ERRORS, CardChanged, Outcome, Refused, T
 from bot.logs import log_event, log_failure
 from bot.slack.blocks import mention, say
 from bot.slack.cards import Cards
+from bot.slack.scheduling import SendsFirst
 from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
+
+# "Sending to SMS Partner" replaces the buttons only if the transfer is still under way this
+# long after its claim. SMS Partner usually answers sooner, and the card then goes from the
+# buttons straight to the outcome: one chat.update a click instead of two (Slack limits
+# chat.update per channel), and no flash of a state already over.
+SENDING_SHOWN_AFTER = 0.5
 
 _REQUEST_ID = re.compile(r"cr_[A-Za-z0-9_-]{10,60}", re.ASCII)
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}", re.ASCII)
@@ -92,6 +99,7 @@ def make_action_listeners(
     transfers: Transfers,
     cards: Cards,
     refresh_home: Callable[[str, str | None], object] | None = None,
+    sends_first: SendsFirst | None = None,
 ) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
     """`refresh_home(user_id, notice)` publishes a user's Home tab again after a click made
     in it, with `notice` (a refusal, "already handled") at its top: a view has no thread
@@ -100,9 +108,15 @@ def make_action_listeners(
     def acknowledge(ack: Any) -> None:
         ack()
 
+    def sending(request: CreditRequest, click: Click) -> None:
+        if sends_first is not None:
+            sends_first.started()
+        cards.show_soon(request, message_ts=click.message_ts, after_seconds=SENDING_SHOWN_AFTER)
+
     def answer(click: Click, outcome: Outcome) -> None:
         if isinstance(outcome, CardChanged):
-            cards.show(
+            # In the card pool, not this transfer thread: a burst's transfers go first.
+            cards.show_soon(
                 outcome.request, message_ts=click.message_ts, fallback_url=click.response_url
             )
             if click.from_home and refresh_home is not None:
@@ -184,9 +198,10 @@ def make_action_listeners(
             click.request_id,
             user_id=click.user_id,
             channel_id=click.channel_id,
-            # The buttons go away while the transfer is under way; both updates run in
-            # another thread: the send waits for neither, the outcome for no database.
-            on_executing=lambda request: cards.show_soon(request, message_ts=click.message_ts),
+            # The buttons go away while the transfer is under way, if it still is a moment
+            # after the claim; both updates run in another thread: the send waits for
+            # neither, the outcome for no database.
+            on_executing=lambda request: sending(request, click),
             on_outcome=lambda request: cards.show_soon(
                 request, message_ts=click.message_ts, fallback_url=click.response_url
             ),

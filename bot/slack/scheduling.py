@@ -1,0 +1,149 @@
+"""When card work runs: after the transfers waiting to be sent, and some of it only later.
+
+Both serve the money path on a machine shared with the acks. In a burst of Confirm clicks,
+every click's transfer and its two card updates compete for one interpreter; drawing cards
+first would put SMS Partner's call behind a queue of Slack calls that nobody is waiting
+for. `SendsFirst` holds card updates back while clicks are still waiting to be sent (never
+for long); `Later` runs the "Sending…" update only if the transfer is still under way a
+moment after its claim: most transfers are answered sooner, and their card goes straight
+from the buttons to the outcome, one Slack call instead of two.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any
+
+
+class SendsFirst:
+    """Counts the clicks accepted whose transfer has not started; card work waits for them.
+
+    A card waits at most `patience_seconds` from when it was asked for, so a queue of
+    transfers held by a slow SMS Partner only ever delays cards by that much."""
+
+    def __init__(self, *, patience_seconds: float) -> None:
+        self.patience_seconds = patience_seconds
+        self._waiting = 0
+        self._changed = threading.Condition()
+        self._turn = threading.local()
+
+    @property
+    def waiting(self) -> int:
+        with self._changed:
+            return self._waiting
+
+    def accepted(self) -> Callable[[Callable[..., Any], Any], Any]:
+        """Count a click now (in the ack); the function returned runs its work in a pool
+        thread, which stops counting at `started` or when the work ends, whichever first."""
+        with self._changed:
+            self._waiting += 1
+        done = _Once(self._release)
+
+        def run(work: Callable[..., Any], *args: Any) -> Any:
+            self._turn.done = done
+            try:
+                return work(*args)
+            finally:
+                self._turn.done = None
+                done()
+
+        return run
+
+    def started(self) -> None:
+        """The current thread's transfer is being sent: cards need not wait for it."""
+        done = getattr(self._turn, "done", None)
+        if done is not None:
+            done()
+
+    def wait_turn(self, asked_at: float) -> None:
+        """Return once no transfer is waiting, or `patience_seconds` after `asked_at`
+        (time.monotonic), whichever comes first."""
+        deadline = asked_at + self.patience_seconds
+        with self._changed:
+            while self._waiting > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+
+    def _release(self) -> None:
+        with self._changed:
+            self._waiting -= 1
+            if self._waiting == 0:
+                self._changed.notify_all()
+
+
+class _Once:
+    """Calls `action` the first time it is called, never again (thread-safe)."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action = action
+        self._lock = threading.Lock()
+        self._called = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._called:
+                return
+            self._called = True
+        self._action()
+
+
+class Later:
+    """Hands callables to `executor` at a time of their own, from one timer thread (started
+    on first use): a delay costs a heap entry, not a sleeping worker."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._due: list[tuple[float, int, Callable[[], object]]] = []
+        self._order = itertools.count()  # ties keep the order they were asked in
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def call_after(self, seconds: float, work: Callable[[], object]) -> None:
+        """Submit `work` to the executor `seconds` from now (at once if not positive)."""
+        if seconds <= 0:
+            self._executor.submit(work)
+            return
+        with self._changed:
+            if self._closed:
+                return
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), work))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="card-later", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def close(self) -> None:
+        """Drop what is not due yet (a process stopping: the sweep redraws cards later)."""
+        with self._changed:
+            self._closed = True
+            self._due.clear()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                due = list(self._take_due())
+                if not due:
+                    if self._closed:
+                        return
+                    wait = self._due[0][0] - time.monotonic() if self._due else None
+                    self._changed.wait(wait)
+                    continue
+            try:
+                for work in due:
+                    self._executor.submit(work)
+            except RuntimeError:
+                return  # the executor was shut down: the process is stopping
+
+    def _take_due(self) -> Iterator[Callable[[], object]]:
+        now = time.monotonic()
+        while self._due and self._due[0][0] <= now:
+            yield heapq.heappop(self._due)[2]

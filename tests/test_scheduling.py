@@ -1,0 +1,88 @@
+"""When card work runs: after the transfers waiting to be sent, and "Sending…" only later."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.slack.scheduling import Later, SendsFirst
+
+
+def test_a_card_waits_while_a_click_waits_to_be_sent() -> None:
+    """Accepted, not yet sending: a card's turn waits; once it is sending, the turn comes."""
+    gate = SendsFirst(patience_seconds=30)
+    run = gate.accepted()
+    card_drawn = threading.Event()
+
+    def card() -> None:
+        gate.wait_turn(time.monotonic())
+        card_drawn.set()
+
+    sending = threading.Event()
+    may_finish = threading.Event()
+
+    def transfer() -> None:
+        assert not card_drawn.wait(0.2)  # the click still waits to be sent: no card yet
+        gate.started()
+        sending.set()
+        may_finish.wait()  # SMS Partner slow: the card need not wait for its answer
+
+    with ThreadPoolExecutor(2) as pool:
+        pool.submit(card)
+        done = pool.submit(run, transfer)
+        assert sending.wait(5)
+        assert card_drawn.wait(5)
+        may_finish.set()
+        done.result()
+    assert gate.waiting == 0
+
+
+def test_work_that_never_sends_stops_counting_when_it_ends() -> None:
+    """A refused click never reaches `started`: its end releases the cards all the same."""
+    gate = SendsFirst(patience_seconds=30)
+    run = gate.accepted()
+    assert gate.waiting == 1
+    assert run(lambda value: value * 2, 21) == 42
+    assert gate.waiting == 0
+    gate.started()  # outside any click's work: nothing to release, nothing breaks
+    assert gate.waiting == 0
+
+
+def test_a_card_waits_no_longer_than_its_patience() -> None:
+    """Clicks queued behind hung transfers never send: a card goes ahead after patience."""
+    gate = SendsFirst(patience_seconds=0.2)
+    gate.accepted()  # never run: stays waiting
+    asked = time.monotonic()
+    gate.wait_turn(asked)
+    assert time.monotonic() - asked >= 0.2
+    assert gate.waiting == 1
+
+
+def test_later_runs_work_in_order_of_due_time_not_of_asking() -> None:
+    ran: list[str] = []
+    all_ran = threading.Event()
+
+    def note(name: str) -> None:
+        ran.append(name)
+        if len(ran) == 3:
+            all_ran.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        later = Later(pool)
+        later.call_after(0.4, lambda: note("last"))
+        later.call_after(0.2, lambda: note("second"))
+        later.call_after(0, lambda: note("now"))
+        assert all_ran.wait(5)
+        later.close()
+    assert ran == ["now", "second", "last"]
+
+
+def test_later_drops_what_is_not_due_when_closed() -> None:
+    ran = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        later = Later(pool)
+        later.call_after(0.3, ran.set)
+        later.close()
+        later.call_after(0.01, ran.set)  # after close: dropped too
+        assert not ran.wait(0.6)
