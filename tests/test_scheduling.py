@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.slack.scheduling import Later, SendsFirst
+from bot.slack.scheduling import Batch, Later, SendsFirst
 
 
 def test_a_card_waits_while_a_click_waits_to_be_sent() -> None:
@@ -86,3 +86,34 @@ def test_later_drops_what_is_not_due_when_closed() -> None:
         later.close()
         later.call_after(0.01, ran.set)  # after close: dropped too
         assert not ran.wait(0.6)
+
+
+def test_a_batch_writes_what_came_meanwhile_together_and_the_last_value_wins() -> None:
+    writes: list[dict[str, str]] = []
+    written = threading.Event()
+
+    def write(values: dict[str, str]) -> None:
+        writes.append(values)
+        written.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        later = Later(pool)
+        batch = Batch[str, str](later, seconds=0.2, write=write)
+        batch.add("cr_1", "executing")
+        batch.add("cr_2", "succeeded")
+        batch.add("cr_1", "failed")
+        assert written.wait(5)
+        batch.flush()  # nothing left: no empty write
+        later.close()
+    assert writes == [{"cr_1": "failed", "cr_2": "succeeded"}]
+
+
+def test_a_batch_flushed_at_shutdown_writes_what_is_not_due_yet() -> None:
+    writes: list[dict[str, int]] = []
+    with ThreadPoolExecutor(1) as pool:
+        later = Later(pool)
+        batch = Batch[str, int](later, seconds=60, write=writes.append)
+        batch.add("cr_1", 1)
+        later.close()
+        batch.flush()
+    assert writes == [{"cr_1": 1}]

@@ -186,6 +186,22 @@ def test_stale_cards_lists_ended_requests_whose_card_lags(store: Store) -> None:
     assert store.stale_cards(settled_before=later) == []
 
 
+def test_cards_shown_are_marked_together(store: Store) -> None:
+    """Several cards recorded as shown in one call: none of them is stale any more, and a
+    card not in the call still is."""
+    ended = []
+    for _ in range(3):
+        request = _create(store)
+        store.attach_card(request_id=request.id, message_ts="1700000000.000100")
+        store.cancel(request_id=request.id, canceller_id="UREQ")
+        ended.append(request.id)
+    later = utcnow() + dt.timedelta(minutes=5)
+    store.mark_cards({request_id: Status.CANCELLED for request_id in ended[:2]})
+    assert [r.id for r in store.stale_cards(settled_before=later)] == [ended[2]]
+    marked = [store.get(request_id) for request_id in ended[:2]]
+    assert all(r is not None and r.card_status is Status.CANCELLED for r in marked)
+
+
 def test_migrate_creates_latest_schema_once(store: Store) -> None:
     """A new database is at the latest version; migrating again changes nothing."""
     assert store.schema_version() == schema.LATEST_VERSION

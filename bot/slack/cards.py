@@ -28,7 +28,7 @@ from bot.flow.policy import CanApprove
 from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
-from bot.slack.scheduling import Later, SendsFirst
+from bot.slack.scheduling import Batch, Later, SendsFirst
 from bot.slack.web import slack_webhook_client
 from bot.store import Store, utcnow
 from bot.texts import Texts
@@ -58,6 +58,9 @@ MAX_RETRY_SECONDS = 300.0
 # are the only ones still being updated).
 REMEMBERED_CARDS = 10_000
 UPDATE_THREADS = 8
+# How soon a card drawn in its final state is recorded as such: far below the sweep's settle
+# time (30 s), after which an ended request whose card is not recorded is drawn again.
+MARK_WITHIN_SECONDS = 0.1
 
 
 class Cards:
@@ -85,6 +88,12 @@ class Cards:
         # Updates wait for the transfers waiting to be sent (bot.slack.scheduling).
         self._sends_first = sends_first
         self._later = Later(self._updates)
+        # That a card shows its final state is written within MARK_WITHIN_SECONDS, many
+        # cards to a transaction in a burst. (Where a card is, its ts, is written at once:
+        # any replica's next click or sweep needs it.)
+        self._marks = Batch[str, Status](
+            self._later, seconds=MARK_WITHIN_SECONDS, write=self._write_marks
+        )
 
     def post(self, request: CreditRequest) -> str:
         """Post the confirmation card in the request's channel; return its ts.
@@ -155,18 +164,21 @@ class Cards:
                 return False
             self._shown[request.id] = request.status
         if request.status.is_final:
-            try:
-                self.store.mark_card(request_id=request.id, status=request.status)
-            except DATABASE_ERRORS as error:
-                # The sweep will redraw it once the database is back: one spare update.
-                log_event(
-                    logger,
-                    "card.mark_failed",
-                    level=logging.WARNING,
-                    request_id=request.id,
-                    error=type(error).__name__,
-                )
+            self._marks.add(request.id, request.status)
         return True
+
+    def _write_marks(self, marks: dict[str, Status]) -> None:
+        try:
+            self.store.mark_cards(marks)
+        except DATABASE_ERRORS as error:
+            # The sweep will redraw them once the database is back: one spare update each.
+            log_event(
+                logger,
+                "card.mark_failed",
+                level=logging.WARNING,
+                request_ids=sorted(marks),
+                error=type(error).__name__,
+            )
 
     def _replace(
         self, request: CreditRequest, *, message_ts: str | None, fallback_url: str | None
@@ -270,6 +282,7 @@ class Cards:
     def close(self) -> None:
         self._later.close()
         self._updates.shutdown(wait=True)
+        self._marks.flush()  # those not due yet
 
 
 def _respond(response_url: str, body: Message) -> bool:

@@ -15,9 +15,12 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class SendsFirst:
@@ -147,3 +150,32 @@ class Later:
         now = time.monotonic()
         while self._due and self._due[0][0] <= now:
             yield heapq.heappop(self._due)[2]
+
+
+class Batch(Generic[K, V]):
+    """Collects values by key and hands them to `write` together, `seconds` after the first
+    of them (a later value for a key replaces the earlier one): writes that may wait a
+    moment, such as where a card is, share one transaction in a burst."""
+
+    def __init__(
+        self, later: Later, *, seconds: float, write: Callable[[dict[K, V]], None]
+    ) -> None:
+        self._later = later
+        self._seconds = seconds
+        self._write = write
+        self._guard = threading.Lock()
+        self._waiting: dict[K, V] = {}
+
+    def add(self, key: K, value: V) -> None:
+        with self._guard:
+            first = not self._waiting
+            self._waiting[key] = value
+        if first:
+            self._later.call_after(self._seconds, self.flush)
+
+    def flush(self) -> None:
+        """Write what is waiting now (also at shutdown, for what is not due yet)."""
+        with self._guard:
+            waiting, self._waiting = self._waiting, {}
+        if waiting:
+            self._write(waiting)

@@ -642,8 +642,18 @@ class Store:
 
     def mark_card(self, *, request_id: str, status: Status) -> None:
         """Record that the card now shows `status`, so no sweep replaces it again."""
+        self.mark_cards({request_id: status})
+
+    def mark_cards(self, shown: Mapping[str, Status]) -> None:
+        """`mark_card` for many cards, in one transaction."""
         with self.engine.begin() as conn:
-            conn.execute(_MARK_CARD, {"request_id": request_id, "v_card_status": status.value})
+            conn.execute(
+                _MARK_CARD,
+                [
+                    {"request_id": request_id, "v_card_status": status.value}
+                    for request_id, status in shown.items()
+                ],
+            )
 
     # -- sweeps ---------------------------------------------------------------------
 
