@@ -62,9 +62,12 @@ class SecretFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self.scrub(record.exc_text)
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+        fields = vars(record)
+        # Only the `extra=` fields, found by one set difference rather than a test per attribute.
+        for key in fields.keys() - _STANDARD:
+            value = fields[key]
+            if isinstance(value, str):
+                fields[key] = self.scrub(value)
         return True
 
 
@@ -87,7 +90,9 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             line["error"] = record.exc_text
-        return json.dumps(line, default=_plain, ensure_ascii=False).translate(_LINE_BREAKS)
+        text = _ENCODER.encode(line)
+        # translate walks every character; an ASCII line has none of the three to escape.
+        return text if text.isascii() else text.translate(_LINE_BREAKS)
 
 
 def _capped(message: str) -> str:
@@ -101,6 +106,11 @@ def _plain(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+# One encoder for every line: json.dumps with these arguments would build its own per call.
+# Encoding keeps no state in the encoder, so the threads share it as json.dumps shares its own.
+_ENCODER = json.JSONEncoder(default=_plain, ensure_ascii=False)
 
 
 def configure_logging(*, secrets: Iterable[str], level: str = "INFO") -> None:

@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
@@ -129,24 +129,29 @@ def _body(environ: dict[str, Any]) -> bytes:
 
 
 class _SlackRequest(BoltRequest):
-    """Bolt's request, with form bodies read right: Bolt takes any form body containing
-    "payload" (a command's text, a channel's name) for an interaction, finds no payload
-    field and reads nothing, so no listener matches. Only then is the body parsed again:
-    every other body is parsed once, by Bolt. Lazy listeners get a copy re-parsed from the
-    raw body, hence `to_copyable`."""
+    """Bolt's request, with its body parsed here, once, and read right. Bolt's parse_body
+    runs parse_qsl, which decodes each %XX escape in pure Python (0.13 ms for a click's 700),
+    so Bolt is given an empty body and the fields are decoded by `_form_fields`. Bolt also
+    takes any form body containing "payload" (a command's text, a channel's name) for an
+    interaction, finds no payload field and reads nothing, so no listener would match; here
+    such a body keeps its fields. Lazy listeners get a copy re-parsed from the raw body,
+    hence `to_copyable`."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        misread = not self.body and "payload" in self.raw_body
-        if (
-            misread
-            and self.content_type != "application/json"
-            and not self.raw_body.startswith("{")
-        ):
-            fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
-            if "payload" not in fields:
-                self.body = fields
-                self.context = build_context(self.context, fields)
+    def __init__(
+        self,
+        *,
+        body: str,
+        query: str | dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        mode: str = "http",
+    ) -> None:
+        super().__init__(body="", query=query, headers=headers, context=context, mode=mode)
+        self.raw_body = body
+        self.body = _parsed_body(body, self.content_type)
+        # The context built from the empty body has only is_enterprise_install, which this
+        # sets again: the result is the context Bolt would have built from the real body.
+        self.context = build_context(self.context, self.body)
 
     def to_copyable(self) -> BoltRequest:
         return _SlackRequest(
@@ -156,6 +161,49 @@ class _SlackRequest(BoltRequest):
             context=self.context.to_copyable(),
             mode=self.mode,
         )
+
+
+def _parsed_body(raw: str, content_type: str | None) -> Any:
+    """Bolt's parse_body, except that a form body saying "payload" without a payload field
+    keeps its fields (Bolt gave {})."""
+    if not raw:
+        return {}
+    if content_type == "application/json" or raw.startswith("{"):
+        return json.loads(raw)
+    fields = _form_fields(raw)
+    # Bolt looks for the field only when the body says "payload" as such: a field named
+    # pay%6Coad stays a field, as it always has.
+    if "payload" in raw and "payload" in fields:
+        return json.loads(fields["payload"])
+    return fields
+
+
+def _form_fields(raw: str) -> dict[str, str]:
+    """dict(parse_qsl(raw, keep_blank_values=True)), exactly (tests/test_body_parse.py)."""
+    fields = {}
+    for field in raw.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            fields[_unquote_plus(name)] = _unquote_plus(value)
+    return fields
+
+
+# A % that does not start an escape: parse_qsl leaves it (and what follows) as it is.
+_PERCENT_WITHOUT_HEX = re.compile("%(?![0-9A-Fa-f]{2})")
+
+
+def _unquote_plus(text: str) -> str:
+    """urllib's unquote_plus, at C speed for what Slack sends: ASCII, every % an escape."""
+    text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    if text.isascii() and "\\" not in text and not _PERCENT_WITHOUT_HEX.search(text):
+        # With every % written \x and no other backslash, the unicode_escape codec turns each
+        # escape into the one character of the same number, which latin-1 makes the byte
+        # again: the bytes unquote would decode, decoded the same way (U+FFFD for bad UTF-8).
+        escaped = text.replace("%", "\\x").encode("ascii").decode("unicode_escape")
+        return escaped.encode("latin-1").decode("utf-8", "replace")
+    return unquote(text)
 
 
 def _bolt_request(raw: bytes, query: str, headers: dict[str, Any]) -> BoltRequest | None:
