@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.slack.scheduling import Batch, Later, SendsFirst
+from bot.slack.scheduling import Batch, Later, Priorities, SendsFirst
 
 
 def test_a_card_waits_while_a_click_waits_to_be_sent() -> None:
@@ -117,3 +117,30 @@ def test_a_batch_flushed_at_shutdown_writes_what_is_not_due_yet() -> None:
         later.close()
         batch.flush()
     assert writes == [{"cr_1": 1}]
+
+
+def test_card_work_waits_for_the_acks_being_answered() -> None:
+    """While a request is being answered the card waits; when it is answered, it goes."""
+    priorities = Priorities.with_patience(30)
+    drawn = threading.Event()
+
+    def card(asked_at: float) -> None:
+        priorities.wait_turn(asked_at)
+        drawn.set()
+
+    with ThreadPoolExecutor(1) as pool:
+        with priorities.acks.answering():
+            pool.submit(card, time.monotonic())
+            assert not drawn.wait(0.2)
+        assert drawn.wait(5)
+    assert priorities.acks.waiting == 0
+
+
+def test_an_ack_that_raises_still_stops_counting() -> None:
+    priorities = Priorities.with_patience(30)
+    try:
+        with priorities.acks.answering():
+            raise ValueError("a listener's bug")
+    except ValueError:
+        pass
+    assert priorities.acks.waiting == 0

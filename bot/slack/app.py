@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from bot.slack.listeners.command import make_command_listeners
 from bot.slack.listeners.home import HomeTab
 from bot.slack.listeners.home import register as register_home
 from bot.slack.reminders import make_reminder
-from bot.slack.scheduling import SendsFirst
+from bot.slack.scheduling import Priorities
 from bot.slack.usergroups import UserGroups
 from bot.slack.web import slack_web_client
 from bot.smspartner.client import CallRecord, SMSPartnerClient
@@ -50,10 +51,10 @@ TRANSFER_THREADS = 32
 READ_THREADS = 8
 # Work that only touches the database and Slack: cancels. Never waits on SMS Partner.
 CARD_THREADS = 4
-# How long a card update may wait for the clicks queued to be sent: a burst of clicks
-# reaches SMS Partner before its cards are drawn, and a queue held by a slow SMS Partner
-# delays a card by this much at most.
-SENDS_FIRST_PATIENCE_SECONDS = 2.0
+# How long card work (a command's card, a card update) may wait for the acks being answered
+# and the clicks queued to be sent (bot.slack.scheduling): under a burst the acks and
+# SMS Partner's calls come first, and a card is late by this much at most.
+BACKGROUND_PATIENCE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class Bot:
     sweeper: Sweeper
     pools: Pools
     groups: UserGroups | None = None
+    # Who goes first in the interpreter: the HTTP server counts the acks it is answering.
+    priorities: Priorities | None = None
 
     def start_background(self) -> None:
         """Learn the user groups' members, recover what a crash left behind, close overdue
@@ -161,14 +164,14 @@ def build_bot(
     )
     # The language of everything the bot writes (CREDIT_LANGUAGE), loaded once, immutable.
     texts = Texts.for_language(settings.credit_language)
-    # Card updates wait (briefly) for the clicks waiting to be sent.
-    sends_first = SendsFirst(patience_seconds=SENDS_FIRST_PATIENCE_SECONDS)
+    # Card work waits (briefly) for the acks and the clicks waiting to be sent.
+    priorities = Priorities.with_patience(BACKGROUND_PATIENCE_SECONDS)
     cards = Cards(
         client=web_client,
         store=store,
         texts=texts,
         can_approve=policy.can_approve(),
-        sends_first=sends_first,
+        priorities=priorities,
     )
     pools = Pools.start()
     app = App(
@@ -203,7 +206,7 @@ def build_bot(
         ack_policy=dataclasses.replace(policy, members_of=groups.known_members),
         home=home,
         directory=directory,
-        sends_first=sends_first,
+        priorities=priorities,
     )
     register_home(app, home=home, workers=pools.reads)
     sweeper = Sweeper(
@@ -224,6 +227,7 @@ def build_bot(
         sweeper=sweeper,
         pools=pools,
         groups=groups,
+        priorities=priorities,
     )
 
 
@@ -237,7 +241,7 @@ def register_listeners(
     directory: SubaccountDirectory,
     ack_policy: Policy | None = None,
     home: HomeTab | None = None,
-    sends_first: SendsFirst | None = None,
+    priorities: Priorities | None = None,
 ) -> None:
     """Every Slack entry point, in one place.
 
@@ -257,21 +261,21 @@ def register_listeners(
         transfers=transfers,
         cards=cards,
         refresh_home=home.publish if home else None,
-        sends_first=sends_first,
+        priorities=priorities,
     )
 
     @app.command(COMMAND)
     def on_command(ack: Any, command: dict[str, Any]) -> None:
         if ack_command(ack, command):
-            pools.reads.submit(open_request, command)
+            pools.reads.submit(_in_turn, priorities, time.monotonic(), open_request, command)
 
     @app.action(CONFIRM_ACTION_ID)
     def on_confirm(ack: Any, body: dict[str, Any]) -> None:
         ack_click(ack)
-        if sends_first is None:
+        if priorities is None:
             pools.transfers.submit(confirm, body)
         else:
-            pools.transfers.submit(sends_first.accepted(), confirm, body)
+            pools.transfers.submit(priorities.sends.accepted(), confirm, body)
 
     @app.action(CANCEL_ACTION_ID)
     def on_cancel(ack: Any, body: dict[str, Any]) -> None:
@@ -286,6 +290,14 @@ def register_listeners(
         cards=cards,
         workers=pools.reads,
     )
+
+
+def _in_turn(
+    priorities: Priorities | None, asked_at: float, work: Callable[..., None], *args: Any
+) -> None:
+    if priorities is not None:
+        priorities.wait_turn(asked_at)
+    work(*args)
 
 
 def _tell_each(observers: list[Callable[[CallRecord], None]], record: CallRecord) -> None:

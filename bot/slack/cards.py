@@ -28,7 +28,7 @@ from bot.flow.policy import CanApprove
 from bot.flow.transfers import DATABASE_ERRORS
 from bot.logs import log_event
 from bot.slack.blocks import Message, build_card, build_notice, escape_mrkdwn
-from bot.slack.scheduling import Batch, Later, SendsFirst
+from bot.slack.scheduling import Batch, Later, Priorities
 from bot.slack.web import slack_webhook_client
 from bot.store import Store, utcnow
 from bot.texts import Texts
@@ -71,7 +71,7 @@ class Cards:
         store: Store,
         texts: Texts,
         can_approve: CanApprove | None = None,
-        sends_first: SendsFirst | None = None,
+        priorities: Priorities | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -85,8 +85,8 @@ class Cards:
         self._updates = ThreadPoolExecutor(
             max_workers=UPDATE_THREADS, thread_name_prefix="card-update"
         )
-        # Updates wait for the transfers waiting to be sent (bot.slack.scheduling).
-        self._sends_first = sends_first
+        # Updates wait for the acks and the transfers waiting to be sent (bot.slack.scheduling).
+        self._priorities = priorities
         self._later = Later(self._updates)
         # That a card shows its final state is written within MARK_WITHIN_SECONDS, many
         # cards to a transaction in a burst. (Where a card is, its ts, is written at once:
@@ -128,12 +128,12 @@ class Cards:
         after_seconds: float = 0.0,
     ) -> None:
         """`show` in another thread: for the money path, which must not wait on Slack.
-        Not before `after_seconds`, and not while clicks wait to be sent (for a moment)."""
+        Not before `after_seconds`, and after the acks and the sends under way (for a moment)."""
         asked_at = time.monotonic()
 
         def update() -> None:
-            if self._sends_first is not None:
-                self._sends_first.wait_turn(asked_at)
+            if self._priorities is not None:
+                self._priorities.wait_turn(asked_at)
             self.show(request, message_ts=message_ts, fallback_url=fallback_url)
 
         self._later.call_after(after_seconds, update)

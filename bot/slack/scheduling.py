@@ -1,12 +1,13 @@
-"""When card work runs: after the transfers waiting to be sent, and some of it only later.
+"""When background work runs: after the acks and the transfers waiting to be sent, and some
+of it only later.
 
-Both serve the money path on a machine shared with the acks. In a burst of Confirm clicks,
-every click's transfer and its two card updates compete for one interpreter; drawing cards
-first would put SMS Partner's call behind a queue of Slack calls that nobody is waiting
-for. `SendsFirst` holds card updates back while clicks are still waiting to be sent (never
-for long); `Later` runs the "Sending…" update only if the transfer is still under way a
-moment after its claim: most transfers are answered sooner, and their card goes straight
-from the buttons to the outcome, one Slack call instead of two.
+Everything shares one interpreter (two cores, one GIL). Slack needs the ack within 3 s and
+SMS Partner should hear of a click at once, while a card drawn a moment later harms nobody.
+`Priorities` holds card work (posting and updating cards) back while requests are being
+answered or clicks wait to be sent, never for long; `Later` runs the "Sending…" update only
+if the transfer is still under way a moment after its claim: most transfers are answered
+sooner, and their card goes straight from the buttons to the outcome, one Slack call
+instead of two; `Batch` lets writes that may wait a moment share one transaction.
 """
 
 from __future__ import annotations
@@ -17,34 +18,77 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class SendsFirst:
-    """Counts the clicks accepted whose transfer has not started; card work waits for them.
-
-    A card waits at most `patience_seconds` from when it was asked for, so a queue of
-    transfers held by a slow SMS Partner only ever delays cards by that much."""
+class _GoesFirst:
+    """A count of work under way that other work waits for: never longer than
+    `patience_seconds` from when that other work was asked for."""
 
     def __init__(self, *, patience_seconds: float) -> None:
         self.patience_seconds = patience_seconds
         self._waiting = 0
         self._changed = threading.Condition()
-        self._turn = threading.local()
 
     @property
     def waiting(self) -> int:
         with self._changed:
             return self._waiting
 
+    def wait_turn(self, asked_at: float) -> None:
+        """Return once nothing is counted, or `patience_seconds` after `asked_at`
+        (time.monotonic), whichever comes first."""
+        deadline = asked_at + self.patience_seconds
+        with self._changed:
+            while self._waiting > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+
+    def _enter(self) -> None:
+        with self._changed:
+            self._waiting += 1
+
+    def _release(self) -> None:
+        with self._changed:
+            self._waiting -= 1
+            if self._waiting == 0:
+                self._changed.notify_all()
+
+
+class AcksFirst(_GoesFirst):
+    """Counts the Slack requests being answered: Slack shows an error for an ack later than
+    3 s, while a card drawn a moment later harms nobody. Background work waits while
+    requests are being answered, so under load the acks have the interpreter to themselves
+    and the background catches up in the gaps (or after its patience)."""
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        self._enter()
+        try:
+            yield
+        finally:
+            self._release()
+
+
+class SendsFirst(_GoesFirst):
+    """Counts the clicks accepted whose transfer has not started; card work waits for them,
+    so a queue of transfers held by a slow SMS Partner delays cards by patience at most."""
+
+    def __init__(self, *, patience_seconds: float) -> None:
+        super().__init__(patience_seconds=patience_seconds)
+        self._turn = threading.local()
+
     def accepted(self) -> Callable[[Callable[..., Any], Any], Any]:
         """Count a click now (in the ack); the function returned runs its work in a pool
         thread, which stops counting at `started` or when the work ends, whichever first."""
-        with self._changed:
-            self._waiting += 1
+        self._enter()
         done = _Once(self._release)
 
         def run(work: Callable[..., Any], *args: Any) -> Any:
@@ -63,22 +107,25 @@ class SendsFirst:
         if done is not None:
             done()
 
-    def wait_turn(self, asked_at: float) -> None:
-        """Return once no transfer is waiting, or `patience_seconds` after `asked_at`
-        (time.monotonic), whichever comes first."""
-        deadline = asked_at + self.patience_seconds
-        with self._changed:
-            while self._waiting > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._changed.wait(left)
 
-    def _release(self) -> None:
-        with self._changed:
-            self._waiting -= 1
-            if self._waiting == 0:
-                self._changed.notify_all()
+@dataclass(frozen=True)
+class Priorities:
+    """Who goes first: acks, then transfers being sent, then cards."""
+
+    acks: AcksFirst
+    sends: SendsFirst
+
+    @classmethod
+    def with_patience(cls, seconds: float) -> Priorities:
+        return cls(
+            acks=AcksFirst(patience_seconds=seconds), sends=SendsFirst(patience_seconds=seconds)
+        )
+
+    def wait_turn(self, asked_at: float) -> None:
+        """Background work other than a transfer (a command's card, a card update), asked
+        for at `asked_at` (time.monotonic): its turn."""
+        self.acks.wait_turn(asked_at)
+        self.sends.wait_turn(asked_at)
 
 
 class _Once:

@@ -13,7 +13,7 @@ from bot.flow.transfers import DATABASE_ERRORS, CardChanged, Outcome, Refused, T
 from bot.logs import log_event, log_failure
 from bot.slack.blocks import mention, say
 from bot.slack.cards import Cards
-from bot.slack.scheduling import SendsFirst
+from bot.slack.scheduling import Priorities
 from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def make_action_listeners(
     transfers: Transfers,
     cards: Cards,
     refresh_home: Callable[[str, str | None], object] | None = None,
-    sends_first: SendsFirst | None = None,
+    priorities: Priorities | None = None,
 ) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
     """`refresh_home(user_id, notice)` publishes a user's Home tab again after a click made
     in it, with `notice` (a refusal, "already handled") at its top: a view has no thread
@@ -109,8 +109,8 @@ def make_action_listeners(
         ack()
 
     def sending(request: CreditRequest, click: Click) -> None:
-        if sends_first is not None:
-            sends_first.started()
+        if priorities is not None:
+            priorities.sends.started()
         cards.show_soon(request, message_ts=click.message_ts, after_seconds=SENDING_SHOWN_AFTER)
 
     def answer(click: Click, outcome: Outcome) -> None:
