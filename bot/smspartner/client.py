@@ -172,7 +172,7 @@ class _Environment:
     """What requests reads from the environment for a call to the API, read once.
 
     requests scans the whole environment twice per call to find proxies; the client only ever
-    talks to one host, whose answer cannot change until the process restarts."""
+    talks to one host, and its settings change only at a restart."""
 
     proxies: dict[str, str]
     ca_bundle: str | None
@@ -369,26 +369,33 @@ class SMSPartnerClient:
             request = requests.Request(
                 method, f"{self.base_url}{path}", headers=JSON_HEADERS, data=body
             )
-        # Session.request's own steps (requests' documented "prepared requests") but for the
-        # environment, which Session.merge_environment_settings would scan again: here it was
-        # read once, at construction. Otherwise its merge: the environment's proxies win over
-        # the session's, a proxy set to None means none, the session's stream and cert stand.
+        # Session.request's own steps (requests' documented "prepared requests"), but with the
+        # environment read at construction instead of by Session.merge_environment_settings.
         session = self._session
-        proxies = {**session.proxies, **self._environment.proxies}
-        # Keeps a session's own CA bundle, but a session with verify=False still verifies.
-        verify = session.verify or True
-        if verify is True and self._environment.ca_bundle is not None:
-            verify = self._environment.ca_bundle
         return session.send(
             session.prepare_request(request),
             timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
             # A redirected POST would be a second send, maybe to somewhere else.
             allow_redirects=False,
-            proxies={scheme: url for scheme, url in proxies.items() if url is not None},
+            proxies=self._proxies(),
             stream=session.stream,
-            verify=verify,
+            verify=self._verify(),
             cert=session.cert,
         )
+
+    def _proxies(self) -> dict[str, str]:
+        """As requests merges them: the environment's win over the session's, and a proxy
+        set to None in the session means none."""
+        merged = {**self._session.proxies, **self._environment.proxies}
+        return {scheme: url for scheme, url in merged.items() if url is not None}
+
+    def _verify(self) -> bool | str:
+        """The session's CA bundle, else the environment's; a session with verify=False still
+        verifies."""
+        verify = self._session.verify or True
+        if verify is True and self._environment.ca_bundle is not None:
+            return self._environment.ca_bundle
+        return verify
 
     def _transport_failure(
         self, error: BaseException, deadline: CallDeadline, *, read: bool
