@@ -14,6 +14,10 @@ the key travels only in its body. A read is a GET with the key in the query stri
 wants it: such a URL is never logged (urllib3's own DEBUG lines included) and never in an
 exception; reads are tried once more after a connect failure or an HTTP 5xx, since they move
 nothing. An optional observer hears of every HTTP call (a `CallRecord`), for metrics.
+
+What requests would read from the environment on every call (HTTP(S)_PROXY and NO_PROXY for
+the API's host, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, and ~/.netrc for a session the client made)
+is read once, when the client is made: a change takes effect at the next restart.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import codecs
 import http.client
 import json
 import logging
+import os
 import re
 import socket
 import ssl
@@ -34,6 +39,7 @@ from typing import Literal, TypeVar
 
 import requests
 import urllib3.exceptions
+from requests.utils import get_environ_proxies, get_netrc_auth
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ProtocolError
 from urllib3.util.retry import Retry
 
@@ -94,6 +100,7 @@ MAX_PAGES = 500
 # helped by a bot that insists, and the person waiting wants an answer soon.
 READ_ATTEMPTS = 2
 SERVER_ERROR_STATUS = 500
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 # The XML answer is positional: these are the names of its <entry> elements, in order.
 XML_SUCCESS_FIELDS = ("success", "code", "credit", "subaccountCredit", "currency")
@@ -160,8 +167,32 @@ class CallRecord:
 Observer = Callable[[CallRecord], None]
 
 
+@dataclass(frozen=True)
+class _Environment:
+    """What requests reads from the environment for a call to the API, read once.
+
+    requests scans the whole environment twice per call to find proxies; the client only ever
+    talks to one host, and its settings change only at a restart."""
+
+    proxies: dict[str, str]
+    ca_bundle: str | None
+
+    @classmethod
+    def read(cls, base_url: str) -> _Environment:
+        # requests' own functions, so NO_PROXY and the variables' precedence are its own.
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return cls(proxies=get_environ_proxies(base_url), ca_bundle=ca_bundle or None)
+
+
+NO_ENVIRONMENT = _Environment(proxies={}, ca_bundle=None)
+
+
 class SMSPartnerClient:
-    """Calls SMS Partner over an injected requests.Session."""
+    """Calls SMS Partner over an injected requests.Session (or one of its own).
+
+    The environment is read here, once (see the module's docstring): a session the client made
+    then stops reading it per call (trust_env off); an injected session keeps its own proxies,
+    CA bundle and trust_env, and only its per-call environment scan is skipped."""
 
     def __init__(
         self,
@@ -182,6 +213,14 @@ class SMSPartnerClient:
         self._observer = observer
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        self._environment = (
+            _Environment.read(self.base_url) if self._session.trust_env else NO_ENVIRONMENT
+        )
+        if self._owns_session:
+            # Our own session: nobody else's requests depend on its trust_env. Its netrc
+            # credentials for the API's host, if any, are read now instead of per call.
+            self._session.auth = get_netrc_auth(self.base_url)
+            self._session.trust_env = False
         # A POST cut half-way may already have moved credit, so it is never sent again: the
         # adapter for our URLs retries nothing, whatever the injected session was given (reads
         # are retried by `_read_call`, where the kind of failure is known). Its connections
@@ -323,26 +362,40 @@ class SMSPartnerClient:
         payload: dict[str, str] | None,
         params: dict[str, str] | None,
     ) -> requests.Response:
-        timeout = (min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout)
-        # Keeps a session's own CA bundle, but a session with verify=False still verifies.
-        verify = self._session.verify or True
         if method == "GET":
-            return self._session.get(
-                f"{self.base_url}{path}",
-                params=params,
-                timeout=timeout,
-                allow_redirects=False,
-                verify=verify,
+            request = requests.Request(method, f"{self.base_url}{path}", params=params)
+        else:
+            body = json.dumps(payload).encode("utf-8")
+            request = requests.Request(
+                method, f"{self.base_url}{path}", headers=JSON_HEADERS, data=body
             )
-        return self._session.post(
-            f"{self.base_url}{path}",
-            data=json.dumps(payload).encode("utf-8"),
-            headers={"Content-Type": "application/json"},
-            timeout=timeout,
+        # Session.request's own steps (requests' documented "prepared requests"), but with the
+        # environment read at construction instead of by Session.merge_environment_settings.
+        session = self._session
+        return session.send(
+            session.prepare_request(request),
+            timeout=(min(CONNECT_TIMEOUT_SECONDS, self.timeout), self.timeout),
             # A redirected POST would be a second send, maybe to somewhere else.
             allow_redirects=False,
-            verify=verify,
+            proxies=self._proxies(),
+            stream=session.stream,
+            verify=self._verify(),
+            cert=session.cert,
         )
+
+    def _proxies(self) -> dict[str, str]:
+        """As requests merges them: the environment's win over the session's, and a proxy
+        set to None in the session means none."""
+        merged = {**self._session.proxies, **self._environment.proxies}
+        return {scheme: url for scheme, url in merged.items() if url is not None}
+
+    def _verify(self) -> bool | str:
+        """The session's CA bundle, else the environment's; a session with verify=False still
+        verifies."""
+        verify = self._session.verify or True
+        if verify is True and self._environment.ca_bundle is not None:
+            return self._environment.ca_bundle
+        return verify
 
     def _transport_failure(
         self, error: BaseException, deadline: CallDeadline, *, read: bool
