@@ -187,6 +187,12 @@ class _Environment:
 NO_ENVIRONMENT = _Environment(proxies={}, ca_bundle=None)
 
 
+# Idle connections kept to SMS Partner: as many as the threads that may call it at once
+# (bot/slack/app.py's 32 transfer and 8 read threads, and the sweep), so a burst reuses them
+# instead of opening and discarding extra ones (requests keeps 10 by default).
+KEPT_CONNECTIONS = 48
+
+
 class SMSPartnerClient:
     """Calls SMS Partner over an injected requests.Session (or one of its own).
 
@@ -226,7 +232,10 @@ class SMSPartnerClient:
         # are retried by `_read_call`, where the kind of failure is known). Its connections
         # obey each call's total deadline.
         never_retry = Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0)
-        self._session.mount(f"{self.base_url}/", BoundedAdapter(max_retries=never_retry))
+        self._session.mount(
+            f"{self.base_url}/",
+            BoundedAdapter(max_retries=never_retry, pool_maxsize=KEPT_CONNECTIONS),
+        )
 
     def __repr__(self) -> str:
         return f"SMSPartnerClient(base_url={self.base_url!r})"

@@ -19,6 +19,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -177,8 +178,28 @@ def _deadline() -> CallDeadline | None:
     return deadline
 
 
+# A kept-alive connection idle longer than this is replaced, not reused. Servers close idle
+# ones on their own clock (5 s is the shortest common default): a transfer sent just as the
+# server closes its connection would be cut, and since a POST is never re-sent, its outcome
+# would be unknown. (bot/slack/web.py does the same for Slack.)
+MAX_IDLE_SECONDS = 4.0
+
+
 class BoundedHTTPConnection(HTTPConnection):
-    """Registers its socket with the call in progress: when opened, and again when reused."""
+    """Registers its socket with the call in progress: when opened, and again when reused.
+    Counts as dropped once idle over MAX_IDLE_SECONDS, so the pool opens a fresh one."""
+
+    answered_at = -math.inf
+
+    def getresponse(self) -> Any:
+        response = super().getresponse()
+        self.answered_at = time.monotonic()
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        fresh = time.monotonic() - self.answered_at <= MAX_IDLE_SECONDS
+        return fresh and super().is_connected
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()

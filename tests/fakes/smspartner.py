@@ -94,8 +94,12 @@ class FakeSMSPartner:
         api_key: str = DEFAULT_API_KEY,
         main_balance: Decimal = Decimal("1000.000"),
         currency: str = "EUR",
+        keep_alive: bool = False,
     ) -> None:
         self.api_key = api_key
+        # HTTP/1.1 with connections kept between calls, as SMS Partner's servers; by default
+        # HTTP/1.0, a connection per call.
+        self.keep_alive = keep_alive
         self.main_balance = main_balance
         self.currency = currency
         self.subaccounts: dict[str, Decimal] = {}
@@ -118,7 +122,13 @@ class FakeSMSPartner:
     def start(self) -> FakeSMSPartner:
         with self._changed:
             self._released = threading.Event()  # a previous stop() left it set
-        server = _Server(("127.0.0.1", 0), _make_handler(self))
+        handler = _make_handler(self)
+        if self.keep_alive:
+            handler.protocol_version = "HTTP/1.1"
+            # Headers and body are written apart: without TCP_NODELAY, Nagle's algorithm
+            # would hold the body until the client's delayed ACK (40 ms).
+            handler.disable_nagle_algorithm = True
+        server = _Server(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(

@@ -20,6 +20,7 @@ class TCPProxy:
         self._open: list[socket.socket] = []
         self._cut = False
         self._closed = False
+        self.accepted = 0  # connections accepted so far, refused ones included
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     @property
@@ -60,6 +61,7 @@ class TCPProxy:
             except OSError:
                 return
             with self._lock:
+                self.accepted += 1
                 refused = self._cut
             if refused:
                 _close(client)
