@@ -144,3 +144,18 @@ def test_an_ack_that_raises_still_stops_counting() -> None:
     except ValueError:
         pass
     assert priorities.acks.waiting == 0
+
+
+def test_every_waiting_card_goes_once_the_acks_are_answered() -> None:
+    """Waiters are woken one by one, each passing the turn on: all of them go long before
+    their patience is out."""
+    priorities = Priorities.with_patience(30)
+    waiting = 6
+    with ThreadPoolExecutor(waiting) as pool:
+        with priorities.acks.answering():
+            asked = time.monotonic()
+            done = [pool.submit(priorities.wait_turn, asked) for _ in range(waiting)]
+            time.sleep(0.1)  # all of them waiting now
+            assert not any(future.done() for future in done)
+        for future in done:
+            future.result(timeout=5)
