@@ -7,6 +7,7 @@ it, they fail here instead of the app silently falling back to a connection per 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import socket
@@ -181,11 +182,27 @@ def test_slack_errors_raise_slack_api_error_with_the_code(
 
 class OneShotServer:
     """Plain-HTTP loopback server: each connection gets one request, then is closed, after
-    an answer (`answer=True`) or without one, like a connection reset mid-call."""
+    an answer (`answer=True`) or without one, like a connection reset mid-call; or, with
+    `then`, held open (an answer never coming, or bytes sent on an idle connection)."""
 
-    def __init__(self, *, answer: bool, drop_first: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        answer: bool,
+        drop_first: int = 0,
+        then: bytes | None = None,
+        status: bytes = b"200 OK",
+    ) -> None:
         self.answer = answer
+        self.status = status  # the answer's status line after the version, headers may follow
         self.drop_first = drop_first  # connections closed unanswered before answering
+        # Sent after the answer (or instead of one) once the test says so (`send_then`), and
+        # the connection then held open until the client closes it; what the client sends
+        # meanwhile is counted.
+        self.then = then
+        self.received_after = 0
+        self._then_now = threading.Event()
+        self._then_sent = threading.Event()
         self.requests = 0
         self.closed = 0
         self._changed = threading.Condition()
@@ -204,19 +221,35 @@ class OneShotServer:
             except OSError:
                 return
             with conn:
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += conn.recv(65536)
+                _read_request(conn)
                 self.requests += 1
                 if self.answer and self.requests > self.drop_first:
                     body = b'{"ok": true, "ts": "1.000001", "channel": "CWEB"}'
                     conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"HTTP/1.1 " + self.status + b"\r\nContent-Type: application/json\r\n"
                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
                     )
+                if self.then is not None:
+                    self._hold(conn)
             with self._changed:
                 self.closed += 1
                 self._changed.notify_all()
+
+    def _hold(self, conn: socket.socket) -> None:
+        assert self.then is not None
+        if not self._then_now.wait(timeout=5):
+            return
+        conn.sendall(self.then)
+        self._then_sent.set()
+        conn.settimeout(5)  # a client that never closes must not hang the server
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                self.received_after += len(chunk)
+
+    def send_then(self) -> None:
+        """Send `then` on the held connection, and return once it is sent."""
+        self._then_now.set()
+        assert self._then_sent.wait(timeout=5)
 
     def wait_closed(self, count: int) -> None:
         with self._changed:
@@ -226,6 +259,25 @@ class OneShotServer:
         self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept(); close alone does not
         self._listener.close()
         self._thread.join()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One request, headers and body (its Content-Length), however the client split it."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += conn.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_reset_call_is_never_sent_again() -> None:
@@ -252,6 +304,69 @@ def test_a_connection_the_server_closed_is_replaced_not_reused() -> None:
             assert client.chat_postMessage(channel=CHANNEL, text="card")["ok"]
             server.wait_closed(sent)  # the pooled connection is now a closed one
         assert server.requests == 3
+    finally:
+        client.pool.clear()
+        server.close()
+
+
+def test_a_connection_the_server_wrote_on_unasked_is_replaced_not_reused() -> None:
+    """Bytes on an idle connection (not an answer to anything we sent) make it unusable: the
+    next call goes on a new connection, and nothing more is sent on the old one."""
+    server = OneShotServer(answer=True, then=b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+    client = slack_web_client(token=BOT_TOKEN, base_url=server.api_url, timeout=5)
+    try:
+        assert client.chat_postMessage(channel=CHANNEL, text="card")["ok"]
+        server.send_then()
+        assert client.chat_postMessage(channel=CHANNEL, text="card")["ok"]
+        server.wait_closed(1)
+        assert server.requests == 2
+        assert server.received_after == 0
+    finally:
+        client.pool.clear()
+        server.close()
+
+
+def test_an_answer_that_never_comes_times_out_and_is_not_sent_again() -> None:
+    """The call's timeout bounds each read: no answer raises URLError (a timeout), once."""
+    server = OneShotServer(answer=False, then=b"")
+    client = slack_web_client(token=BOT_TOKEN, base_url=server.api_url, timeout=1)
+    try:
+        with pytest.raises(URLError) as raised:
+            client.chat_postMessage(channel=CHANNEL, text="card")
+        assert isinstance(raised.value.reason, TimeoutError)
+        server.send_then()
+        server.wait_closed(1)
+        assert server.requests == 1
+        assert server.received_after == 0
+    finally:
+        client.pool.clear()
+        server.close()
+
+
+def test_http_1_0_answers_are_not_kept_alive(trusted: None, server_context: ssl.SSLContext) -> None:
+    """Slack's fake as tests run it (HTTP/1.0: the server closes after each answer): every
+    call gets its own connection, none is kept to fail the next call."""
+    with FakeSlack(bot_token=BOT_TOKEN, ssl_context=server_context) as fake:
+        client = slack_web_client(token=BOT_TOKEN, base_url=fake.api_url, timeout=5)
+        for _ in range(3):
+            client.chat_postMessage(channel=CHANNEL, text="card")
+        assert len(fake.calls_to("chat.postMessage")) == 3
+        assert server_context.session_stats()["accept_good"] == 3
+        assert not any(client.pool._idle.values())  # nothing kept to be tried next time
+
+
+def test_a_redirect_is_an_answer_not_followed() -> None:
+    """A 3xx is not followed (that would send the call again elsewhere): Slack's error
+    handling sees a non-JSON answer, and the call was sent once."""
+    server = OneShotServer(
+        answer=True, status=b"302 Found\r\nLocation: http://127.0.0.1:9/api/chat.postMessage"
+    )
+    client = slack_web_client(token=BOT_TOKEN, base_url=server.api_url, timeout=5)
+    try:
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel=CHANNEL, text="card")
+        assert raised.value.response.status_code == 302
+        assert server.requests == 1
     finally:
         client.pool.clear()
         server.close()
