@@ -66,6 +66,13 @@ class Prepared:
         # render_postcompile writes the IN lists (constant statuses) into the SQL; it needs a
         # value for every parameter at compile time, so the caller's ones are made optional
         # on a copy (they stay placeholders, filled at each execution).
+        callers = set(column_keys or ())
+
+        def _optional(bind: BindParameter[Any]) -> None:
+            if bind.required:
+                callers.add(bind.key)
+            bind.required = False
+
         copy = visitors.cloned_traverse(
             cast(ClauseElement, statement), {}, {"bindparam": _optional}
         )
@@ -78,7 +85,7 @@ class Prepared:
             ),
         )
         self.sql = compiled.string
-        # The caller's parameters come out as None, the statement's constants as their value.
+        # The statement's constants come out as their value.
         defaults: Mapping[str, Any] = compiled.construct_params(
             {key: None for key in column_keys or ()}
         )
@@ -90,7 +97,7 @@ class Prepared:
             type_ = types[name] if name in types else _expanded_type(compiled.binds, name)
             processor = _bind_processor(type_, dialect)
             value = defaults[name]
-            fixed = value is not None
+            fixed = name not in callers
             if fixed and processor is not None:
                 value = processor(value)
             self._binds.append((name, processor, fixed, value))
@@ -104,24 +111,25 @@ class Prepared:
 
     def parameters(self, given: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """`given` (by bind name) in the dialect's paramstyle, processed by their types."""
-        values = [
-            value if fixed else given[name] if processor is None else processor(given[name])
-            for name, processor, fixed, value in self._binds
-        ]
+        values = []
+        for name, processor, fixed, constant in self._binds:
+            # A value given overrides the statement's own, as in SQLAlchemy.
+            if fixed and name not in given:
+                values.append(constant)
+                continue
+            value = given[name]
+            values.append(value if processor is None else processor(value))
         if self._positional:
             return values
         return dict(zip(self._names, values, strict=True))
 
     def row(self, values: Sequence[Any]) -> Row:
         """A returned row as the store's mapping, processed by the columns' types."""
+        # None stays None: every type here maps it to None, and it saves a call.
         return {
             key: value if processor is None or value is None else processor(value)
             for (key, processor), value in zip(self._columns, values, strict=True)
         }
-
-
-def _optional(bind: BindParameter[Any]) -> None:
-    bind.required = False
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> _Processor:
@@ -227,6 +235,10 @@ class Transaction:
     def execute_many(self, statement: Executable, many: Sequence[Mapping[str, Any]]) -> None:
         """One statement for each mapping of `many` (all with the same keys)."""
         if not many:
+            return
+        if len(many) == 1:
+            # One: psycopg's executemany costs a pipeline of its own.
+            self.execute(statement, many[0])
             return
         prepared = self._statements.prepared(statement, many[0])
         try:
