@@ -90,6 +90,11 @@ class Prepared:
             {key: None for key in column_keys or ()}
         )
         names = list(compiled.positiontup or defaults)
+        if column_keys is not None and not set(names) <= callers:
+            # Columns the INSERT was not given take their defaults in SQLAlchemy's execution
+            # context, which this path skips: give the fast path every column.
+            missing = sorted(set(names) - callers)
+            raise ValueError(f"the INSERT needs every column; not given: {missing}")
         types = {name: bind.type for name, bind in compiled.binds.items()}
         # (name, processor, fixed, value): the statement's constants are processed here, once.
         self._binds: list[tuple[str, _Processor, bool, Any]] = []
