@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain import Action, CreditRequest, Status
 from bot.store import schema
 from bot.store.engine import create_store_engine, reader
+from bot.store.prepared import OnConnection, Runner, Statements
 
 _requests = schema.credit_requests
 _events = schema.credit_request_events
@@ -175,6 +176,8 @@ class Store:
         self.engine = engine
         # Read-only work: never the write lock on SQLite (see `reader`).
         self._reader = reader(engine)
+        # The hot statements (a /credit, a click), without SQLAlchemy's per-execution work.
+        self._fast = Statements(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -250,7 +253,7 @@ class Store:
         return request
 
     def _insert(self, request: CreditRequest) -> None:
-        with self.engine.begin() as conn:
+        with self._fast.transaction(write=True) as conn:
             conn.execute(
                 _INSERT_REQUEST,
                 dict(
@@ -292,9 +295,9 @@ class Store:
         return None if row is None else _to_request(row._mapping)
 
     def get(self, request_id: str) -> CreditRequest | None:
-        with self._reader.connect() as conn:
-            row = conn.execute(_GET, {"request_id": request_id}).first()
-        return None if row is None else _to_request(row._mapping)
+        with self._fast.transaction(write=False) as conn:
+            row = conn.first(_GET, {"request_id": request_id})
+        return None if row is None else _to_request(row)
 
     def events(self, request_id: str) -> list[AuditEvent]:
         """The audit trail of one request, oldest first."""
@@ -335,7 +338,7 @@ class Store:
 
     def attach_card(self, *, request_id: str, message_ts: str) -> None:
         """Remember where the confirmation card is, so any replica can replace it later."""
-        with self.engine.begin() as conn:
+        with self._fast.transaction(write=True) as conn:
             conn.execute(_ATTACH_CARD, {"request_id": request_id, "v_message_ts": message_ts})
 
     # -- transitions: each one a claim, checked by row count ----------------------------
@@ -361,54 +364,88 @@ class Store:
         On PostgreSQL the claim time is the server's clock, the one recovery compares it
         with: replicas' own clocks may disagree by any amount."""
         now = now or utcnow()
-        with self.engine.begin() as conn:
-            if daily_limit is not None:
-                row = conn.execute(_GET, {"request_id": request_id}).first()
-                if row is None:
-                    return None
-                request = _to_request(row._mapping)
-                refusal = (
-                    self._over_daily_limit(conn, request, daily_limit)
-                    if request.action is Action.ADD
-                    else None
+        if daily_limit is not None:
+            with self.engine.begin() as conn:
+                return self._claim_within_limit(
+                    conn,
+                    request_id=request_id,
+                    approver_id=approver_id,
+                    executor=executor,
+                    now=now,
+                    daily_limit=daily_limit,
                 )
-                if refusal is not None:
-                    return self._transition_in(
-                        conn,
-                        request_id,
-                        frm=(Status.PENDING,),
-                        to=Status.FAILED,
-                        now=now,
-                        actor_id=approver_id,
-                        detail=refusal,
-                        guard=Guard.IN_TIME,
-                        values={
-                            "approver_id": approver_id,
-                            "error_message": refusal,
-                            "finished_at": now,
-                        },
-                    )
-            # Without a daily limit nothing is read first: the UPDATE returns the row, and
-            # the audit line takes the first approver from it (the claim leaves it as is).
-            claimed = self._transition_in(
-                conn,
+        with self._fast.transaction(write=True) as transaction:
+            return self._claim_in(transaction, request_id, approver_id, executor, now)
+
+    def _claim_within_limit(
+        self,
+        conn: Connection,
+        *,
+        request_id: str,
+        approver_id: str,
+        executor: str,
+        now: dt.datetime,
+        daily_limit: Decimal,
+    ) -> CreditRequest | None:
+        """`claim` with a daily limit, in the caller's transaction (on SQLAlchemy: this path
+        reads the sub-account's day first, and is not the common one)."""
+        row = conn.execute(_GET, {"request_id": request_id}).first()
+        if row is None:
+            return None
+        request = _to_request(row._mapping)
+        refusal = (
+            self._over_daily_limit(conn, request, daily_limit)
+            if request.action is Action.ADD
+            else None
+        )
+        if refusal is not None:
+            return self._transition_in(
+                OnConnection(conn),
                 request_id,
                 frm=(Status.PENDING,),
-                to=Status.EXECUTING,
+                to=Status.FAILED,
                 now=now,
                 actor_id=approver_id,
-                detail=_second_approval,
-                guard=Guard.SECOND_APPROVER,
-                guard_params={"g_approver_id": approver_id},
-                values={"approver_id": approver_id, "executor": executor},
-                # The claim time recovery compares with the database's clock.
-                db_clock_values={"executing_at": now},
+                detail=refusal,
+                guard=Guard.IN_TIME,
+                values={
+                    "approver_id": approver_id,
+                    "error_message": refusal,
+                    "finished_at": now,
+                },
             )
-            if claimed is not None:
-                conn.execute(
-                    _INSERT_APPROVAL,
-                    {"request_id": request_id, "approver_id": approver_id, "approved_at": now},
-                )
+        return self._claim_in(OnConnection(conn), request_id, approver_id, executor, now)
+
+    def _claim_in(
+        self,
+        runner: Runner,
+        request_id: str,
+        approver_id: str,
+        executor: str,
+        now: dt.datetime,
+    ) -> CreditRequest | None:
+        """pending -> executing in the caller's transaction, with its approval."""
+        # Nothing is read first: the UPDATE returns the row, and the audit line takes the
+        # first approver from it (the claim leaves it as is).
+        claimed = self._transition_in(
+            runner,
+            request_id,
+            frm=(Status.PENDING,),
+            to=Status.EXECUTING,
+            now=now,
+            actor_id=approver_id,
+            detail=_second_approval,
+            guard=Guard.SECOND_APPROVER,
+            guard_params={"g_approver_id": approver_id},
+            values={"approver_id": approver_id, "executor": executor},
+            # The claim time recovery compares with the database's clock.
+            db_clock_values={"executing_at": now},
+        )
+        if claimed is not None:
+            runner.execute(
+                _INSERT_APPROVAL,
+                {"request_id": request_id, "approver_id": approver_id, "approved_at": now},
+            )
         return claimed
 
     def approve_first(
@@ -646,8 +683,10 @@ class Store:
 
     def mark_cards(self, shown: Mapping[str, Status]) -> None:
         """`mark_card` for many cards, in one transaction."""
-        with self.engine.begin() as conn:
-            conn.execute(
+        if not shown:
+            return
+        with self._fast.transaction(write=True) as transaction:
+            transaction.execute_many(
                 _MARK_CARD,
                 [
                     {"request_id": request_id, "v_card_status": status.value}
@@ -803,9 +842,9 @@ class Store:
         detail: str | None = None,
     ) -> CreditRequest | None:
         """Move one request from one of `frm` to `to`; None if another caller got there first."""
-        with self.engine.begin() as conn:
+        with self._fast.transaction(write=True) as transaction:
             return self._transition_in(
-                conn,
+                transaction,
                 request_id,
                 frm=frm,
                 to=to,
@@ -819,7 +858,7 @@ class Store:
 
     def _transition_in(
         self,
-        conn: Connection,
+        runner: Runner,
         request_id: str,
         *,
         frm: tuple[Status, ...],
@@ -842,12 +881,12 @@ class Store:
         statement = _transition_statement(frm, to, tuple(sorted(bound)), guard, on_db_clock)
         params = {f"v_{name}": value for name, value in bound.items()}
         params.update(guard_params or {}, request_id=request_id, now=now)
-        row = conn.execute(statement, params).first()
+        row = runner.first(statement, params)
         if row is None:
             return None
-        moved = _to_request(row._mapping)
+        moved = _to_request(row)
         self._audit(
-            conn,
+            runner,
             request_id=request_id,
             status=to,
             at=now,
@@ -858,7 +897,7 @@ class Store:
 
     @staticmethod
     def _audit(
-        conn: Connection,
+        runner: Runner,
         *,
         request_id: str,
         status: Status,
@@ -866,7 +905,7 @@ class Store:
         actor_id: str | None,
         detail: str | None = None,
     ) -> None:
-        conn.execute(
+        runner.execute(
             _INSERT_EVENT,
             {
                 "request_id": request_id,
