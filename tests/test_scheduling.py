@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.slack.scheduling import Batch, Later, Priorities, SendsFirst
+from bot.slack.scheduling import AcksFirst, Batch, Later, Priorities, SendsFirst
 
 
 def test_a_card_waits_while_a_click_waits_to_be_sent() -> None:
@@ -159,3 +159,14 @@ def test_every_waiting_card_goes_once_the_acks_are_answered() -> None:
             assert not any(future.done() for future in done)
         for future in done:
             future.result(timeout=5)
+
+
+def test_card_work_waits_for_a_quiet_moment_between_acks() -> None:
+    """Acks one right after another keep card work back; once none came for the quiet
+    time, it goes."""
+    acks = AcksFirst(patience_seconds=30, quiet_seconds=0.3)
+    with acks.answering():
+        pass
+    answered = time.monotonic()
+    acks.wait_turn(answered)
+    assert time.monotonic() - answered >= 0.3

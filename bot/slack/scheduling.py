@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -21,6 +22,10 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+# Background work goes once no ack has been answered for this long: a stream of commands or
+# clicks keeps it back (up to its patience), while one every few milliseconds does not.
+ACKS_QUIET_SECONDS = 0.002
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -30,9 +35,12 @@ class _GoesFirst:
     """A count of work under way that other work waits for: never longer than
     `patience_seconds` from when that other work was asked for."""
 
-    def __init__(self, *, patience_seconds: float) -> None:
+    def __init__(self, *, patience_seconds: float, quiet_seconds: float = 0.0) -> None:
         self.patience_seconds = patience_seconds
+        # How long nothing must have been counted before other work goes: 0, at once.
+        self.quiet_seconds = quiet_seconds
         self._waiting = 0
+        self._last_done = -math.inf
         self._changed = threading.Condition()
 
     @property
@@ -45,11 +53,18 @@ class _GoesFirst:
         (time.monotonic), whichever comes first."""
         deadline = asked_at + self.patience_seconds
         with self._changed:
-            while self._waiting > 0:
-                left = deadline - time.monotonic()
+            while True:
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     return
-                self._changed.wait(left)
+                if self._waiting > 0:
+                    self._changed.wait(left)
+                    continue
+                quiet_left = self.quiet_seconds - (now - self._last_done)
+                if quiet_left <= 0:
+                    break
+                self._changed.wait(min(quiet_left, left))
             # Passed on one waiter at a time (see `_release`): the next one looks too.
             self._changed.notify()
 
@@ -60,6 +75,7 @@ class _GoesFirst:
     def _release(self) -> None:
         with self._changed:
             self._waiting -= 1
+            self._last_done = time.monotonic()
             if self._waiting == 0:
                 # One waiter, which wakes the next if the way is still clear: under a stream
                 # of acks the count touches zero after each, and waking every waiting thread
@@ -123,7 +139,8 @@ class Priorities:
     @classmethod
     def with_patience(cls, seconds: float) -> Priorities:
         return cls(
-            acks=AcksFirst(patience_seconds=seconds), sends=SendsFirst(patience_seconds=seconds)
+            acks=AcksFirst(patience_seconds=seconds, quiet_seconds=ACKS_QUIET_SECONDS),
+            sends=SendsFirst(patience_seconds=seconds),
         )
 
     def wait_turn(self, asked_at: float) -> None:
