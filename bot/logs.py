@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from decimal import Decimal
@@ -39,6 +40,12 @@ QUIETED_LOGGERS = (
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+# A response_url lets anyone answer in a user's name for 30 minutes. The store never logs one,
+# but a database's own error text may quote a row (PostgreSQL's "Failing row contains (…)"
+# for a NOT NULL or CHECK violation), whatever `hide_parameters` does.
+_RESPONSE_URL = re.compile(r"https://hooks\.slack(?:-gov)?\.com/[^\s\"'<>,)]+")
+
+
 class SecretFilter(logging.Filter):
     """Scrubs the given secret values out of a record's message, arguments and fields."""
 
@@ -51,6 +58,8 @@ class SecretFilter(logging.Filter):
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if "hooks.slack" in text:
+            text = _RESPONSE_URL.sub(REDACTED, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -111,3 +111,18 @@ def test_without_secrets_the_record_is_left_as_it_is() -> None:
     logged = record("user %s", "U1", detail="plain")
     assert SecretFilter([]).filter(logged)
     assert (logged.msg, logged.args, logged.detail) == ("user %s", ("U1",), "plain")
+
+
+def test_a_response_url_quoted_by_a_database_error_is_scrubbed() -> None:
+    """PostgreSQL's own error text may quote a failing row, response_url included."""
+    url = "https://hooks.slack.com/commands/T0TEST/1234567890/AbCdEfGhIjKlMnOpQrStUvWx"
+    secret_filter = SecretFilter([TOKEN, KEY])
+    logged = record(
+        "insert failed",
+        event="command.failed",
+        detail=f"DETAIL:  Failing row contains (cr_1, add, sub-1, 10.50, EUR, {url}, null).",
+    )
+    assert secret_filter.filter(logged)
+    line = JsonFormatter().format(logged)
+    assert "hooks.slack.com/commands" not in line
+    assert json.loads(line)["detail"].endswith(f"EUR, {REDACTED}, null).")
