@@ -11,8 +11,6 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.store import Store
-
 # The end-to-end suites' shared module fixtures (app process, fake Slack, sender, store).
 pytest_plugins = ["tests.e2e_fixtures"]
 
@@ -44,15 +42,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not base_url:
         pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests need a server (.ci/run sets it)")
     yield from _postgres_schema_url(base_url)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    """A migrated store on `database_url` (both backends); closed after the test."""
-    store = Store.from_url(database_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @pytest.fixture

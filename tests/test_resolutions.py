@@ -25,6 +25,14 @@ EN = Texts.for_language("en")
 
 
 @pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def fake() -> Iterator[FakeSMSPartner]:
     with FakeSMSPartner(main_balance=Decimal("10225.119")) as server:
         server.add_subaccount("shop-paris", Decimal("0.800"), email="Paris@Example.com")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,14 @@ from sqlalchemy import text
 
 from bot.domain import Action, CreditRequest, Status
 from bot.store import DuplicateCommandError, Store, new_request_id, schema, utcnow
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.migrate()
+    yield store
+    store.close()
 
 
 def _create(store: Store, *, ttl: float = 900, now: dt.datetime | None = None) -> CreditRequest:

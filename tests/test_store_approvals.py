@@ -3,13 +3,24 @@ approver, the claim only by a different second one, the daily limit inside the c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+
+import pytest
 
 from bot.domain import Action, CreditRequest, Status
 from bot.store import Store
 
 THREADS = 12
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.migrate()
+    yield store
+    store.close()
 
 
 def _open(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ SECRET_URL = "https://hooks.slack.test/commands/T1/secret-never-in-errors"
 # With microseconds, and not UTC: stored and read back as the same instant, in UTC.
 SEEN_AT = dt.datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
 AMOUNTS = [Decimal("10"), Decimal("10.50"), Decimal("0.001"), Decimal("1E+3")]
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store.from_url(database_url)
+    store.migrate()
+    yield store
+    store.close()
 
 
 def _create(store: Store, amount: Decimal, *, full: bool, trigger: str = "") -> CreditRequest:
