@@ -170,3 +170,17 @@ def test_card_work_waits_for_a_quiet_moment_between_acks() -> None:
     answered = time.monotonic()
     acks.wait_turn(answered)
     assert time.monotonic() - answered >= 0.3
+
+
+def test_later_drops_work_no_longer_needed_when_it_falls_due() -> None:
+    ran: list[str] = []
+    done = threading.Event()
+    needed = {"sending": True}
+    with ThreadPoolExecutor(1) as pool:
+        later = Later(pool)
+        later.call_after(0.2, lambda: ran.append("sending"), unless=lambda: not needed["sending"])
+        later.call_after(0.3, done.set)
+        needed["sending"] = False  # the outcome came first
+        assert done.wait(5)
+        later.close()
+    assert ran == []

@@ -136,7 +136,13 @@ class Cards:
                 self._priorities.wait_turn(asked_at)
             self.show(request, message_ts=message_ts, fallback_url=fallback_url)
 
-        self._later.call_after(after_seconds, update)
+        self._later.call_after(after_seconds, update, unless=lambda: self._shows(request))
+
+    def _shows(self, request: CreditRequest) -> bool:
+        """Whether the card already shows `request`'s state or one further along. Read
+        without the card's lock: a stale answer only lets `show` check again under it."""
+        shown = self._shown.get(request.id)
+        return shown is not None and shown.card_rank >= request.status.card_rank
 
     def show(
         self,

@@ -178,19 +178,33 @@ class Later:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def call_after(self, seconds: float, work: Callable[[], object]) -> None:
-        """Submit `work` to the executor `seconds` from now (at once if not positive)."""
+    def call_after(
+        self,
+        seconds: float,
+        work: Callable[[], object],
+        *,
+        unless: Callable[[], bool] | None = None,
+    ) -> None:
+        """Submit `work` to the executor `seconds` from now (at once if not positive), unless
+        `unless()` says then that it is no longer needed (checked in the timer thread: no
+        worker is woken for work that would do nothing)."""
         if seconds <= 0:
             self._executor.submit(work)
             return
+        if unless is not None:
+            work = _Unless(work, unless)
         with self._changed:
             if self._closed:
                 return
-            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), work))
+            entry = (time.monotonic() + seconds, next(self._order), work)
+            heapq.heappush(self._due, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="card-later", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            if self._due[0] is entry:
+                # Woken only when this is now the first due: a burst's later ones wait their
+                # turn without waking the timer thread each (a wake per click costs CPU).
+                self._changed.notify()
 
     def close(self) -> None:
         """Drop what is not due yet (a process stopping: the sweep redraws cards later)."""
@@ -211,7 +225,8 @@ class Later:
                     continue
             try:
                 for work in due:
-                    self._executor.submit(work)
+                    if not (isinstance(work, _Unless) and work.unless()):
+                        self._executor.submit(work)
             except RuntimeError:
                 return  # the executor was shut down: the process is stopping
 
@@ -219,6 +234,17 @@ class Later:
         now = time.monotonic()
         while self._due and self._due[0][0] <= now:
             yield heapq.heappop(self._due)[2]
+
+
+@dataclass(frozen=True)
+class _Unless:
+    """Work for `Later`, dropped when it falls due if `unless()` is true."""
+
+    work: Callable[[], object]
+    unless: Callable[[], bool]
+
+    def __call__(self) -> object:
+        return self.work()
 
 
 class Batch(Generic[K, V]):
