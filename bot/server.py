@@ -99,13 +99,9 @@ class SlackHttpApp:
         request = _bolt_request(raw, http.query_string, headers)
         if request is None:
             return _json(start_response, "400 Bad Request", {"error": "not a Slack request"})
-        priorities = self.bot.priorities
-        if priorities is None:
+        # Background work waits while Slack waits for an answer (bot.slack.scheduling).
+        with self.bot.priorities.acks.answering():
             answer = self.bot.app.dispatch(request)
-        else:
-            # Background work waits while Slack waits for an answer (bot.slack.scheduling).
-            with priorities.acks.answering():
-                answer = self.bot.app.dispatch(request)
         response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
         start_response(response.status, response.get_headers())
         return response.get_body()

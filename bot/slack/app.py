@@ -88,9 +88,9 @@ class Bot:
     cards: Cards
     sweeper: Sweeper
     pools: Pools
-    groups: UserGroups | None = None
     # Who goes first in the interpreter: the HTTP server counts the acks it is answering.
-    priorities: Priorities | None = None
+    priorities: Priorities
+    groups: UserGroups | None = None
 
     def start_background(self) -> None:
         """Learn the user groups' members, recover what a crash left behind, close overdue
@@ -239,9 +239,9 @@ def register_listeners(
     settings: Settings,
     pools: Pools,
     directory: SubaccountDirectory,
+    priorities: Priorities,
     ack_policy: Policy | None = None,
     home: HomeTab | None = None,
-    priorities: Priorities | None = None,
 ) -> None:
     """Every Slack entry point, in one place.
 
@@ -272,10 +272,7 @@ def register_listeners(
     @app.action(CONFIRM_ACTION_ID)
     def on_confirm(ack: Any, body: dict[str, Any]) -> None:
         ack_click(ack)
-        if priorities is None:
-            pools.transfers.submit(confirm, body)
-        else:
-            pools.transfers.submit(priorities.sends.accepted(), confirm, body)
+        pools.transfers.submit(priorities.sends.accepted(), confirm, body)
 
     @app.action(CANCEL_ACTION_ID)
     def on_cancel(ack: Any, body: dict[str, Any]) -> None:
@@ -293,10 +290,9 @@ def register_listeners(
 
 
 def _in_turn(
-    priorities: Priorities | None, asked_at: float, work: Callable[..., None], *args: Any
+    priorities: Priorities, asked_at: float, work: Callable[..., None], *args: Any
 ) -> None:
-    if priorities is not None:
-        priorities.wait_turn(asked_at)
+    priorities.wait_turn(asked_at)
     work(*args)
 
 

@@ -71,7 +71,7 @@ class Cards:
         store: Store,
         texts: Texts,
         can_approve: CanApprove | None = None,
-        priorities: Priorities | None = None,
+        priorities: Priorities,
     ) -> None:
         self.client = client
         self.store = store
@@ -132,8 +132,7 @@ class Cards:
         asked_at = time.monotonic()
 
         def update() -> None:
-            if self._priorities is not None:
-                self._priorities.wait_turn(asked_at)
+            self._priorities.wait_turn(asked_at)
             self.show(request, message_ts=message_ts, fallback_url=fallback_url)
 
         self._later.call_after(after_seconds, update, unless=lambda: self._shows(request))

@@ -49,8 +49,8 @@ class _GoesFirst:
             return self._waiting
 
     def wait_turn(self, asked_at: float) -> None:
-        """Return once nothing is counted, or `patience_seconds` after `asked_at`
-        (time.monotonic), whichever comes first."""
+        """Return once nothing has been counted for `quiet_seconds`, or `patience_seconds`
+        after `asked_at` (time.monotonic), whichever comes first."""
         deadline = asked_at + self.patience_seconds
         with self._changed:
             while True:
@@ -172,7 +172,8 @@ class Later:
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
-        self._due: list[tuple[float, int, Callable[[], object]]] = []
+        # (due, order, work, unless): see `call_after`.
+        self._due: list[tuple[float, int, Callable[[], object], Callable[[], bool] | None]] = []
         self._order = itertools.count()  # ties keep the order they were asked in
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -191,12 +192,10 @@ class Later:
         if seconds <= 0:
             self._executor.submit(work)
             return
-        if unless is not None:
-            work = _Unless(work, unless)
         with self._changed:
             if self._closed:
                 return
-            entry = (time.monotonic() + seconds, next(self._order), work)
+            entry = (time.monotonic() + seconds, next(self._order), work, unless)
             heapq.heappush(self._due, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="card-later", daemon=True)
@@ -224,27 +223,17 @@ class Later:
                     self._changed.wait(wait)
                     continue
             try:
-                for work in due:
-                    if not (isinstance(work, _Unless) and work.unless()):
+                for work, unless in due:
+                    if unless is None or not unless():
                         self._executor.submit(work)
             except RuntimeError:
                 return  # the executor was shut down: the process is stopping
 
-    def _take_due(self) -> Iterator[Callable[[], object]]:
+    def _take_due(self) -> Iterator[tuple[Callable[[], object], Callable[[], bool] | None]]:
         now = time.monotonic()
         while self._due and self._due[0][0] <= now:
-            yield heapq.heappop(self._due)[2]
-
-
-@dataclass(frozen=True)
-class _Unless:
-    """Work for `Later`, dropped when it falls due if `unless()` is true."""
-
-    work: Callable[[], object]
-    unless: Callable[[], bool]
-
-    def __call__(self) -> object:
-        return self.work()
+            _, _, work, unless = heapq.heappop(self._due)
+            yield work, unless
 
 
 class Batch(Generic[K, V]):

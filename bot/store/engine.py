@@ -29,6 +29,13 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
+def sqlite_begin(*, write: bool) -> str:
+    """How a SQLite transaction begins: writers take the write lock first (IMMEDIATE) and
+    queue on the busy timeout instead of failing with "database is locked" when a read lock
+    would have to be upgraded mid-transaction; readers begin deferred and never wait."""
+    return "BEGIN IMMEDIATE" if write else "BEGIN"
+
+
 def create_store_engine(url: str, *, busy_timeout_seconds: float = 30) -> Engine:
     """An engine tuned for the store's short write transactions on either backend.
     `busy_timeout_seconds`: how long a SQLite writer queues for the write lock."""
@@ -100,10 +107,7 @@ def _sqlite_engine(url: str, busy_timeout_seconds: float) -> Engine:
     def _sqlite_begin(conn: Connection) -> None:
         # Straight to sqlite3: through exec_driver_sql, BEGIN cost a whole statement
         # execution of SQLAlchemy's (events, a cursor, a result) on every transaction.
-        # Writers take the lock first (IMMEDIATE) and queue on the busy timeout instead of
-        # failing with "database is locked" when a read lock would have to be upgraded
-        # mid-transaction; readers begin deferred.
-        begin = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
+        begin = sqlite_begin(write=not conn.get_execution_options().get(_READ_ONLY))
         driver = conn.connection.driver_connection
         try:
             driver.execute(begin)  # type: ignore[union-attr]

@@ -31,6 +31,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.expression import Executable
 
+from bot.store.engine import sqlite_begin
+
 Row = dict[str, Any]
 _Processor = Callable[[Any], Any] | None
 
@@ -181,7 +183,7 @@ class Statements:
         transaction = Transaction(self, raw)
         try:
             if self._sqlite:
-                transaction.begin("BEGIN IMMEDIATE" if write else "BEGIN")
+                transaction.begin(sqlite_begin(write=write))
             yield transaction
             transaction.end(commit=write)
         except BaseException:

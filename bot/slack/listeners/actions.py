@@ -99,7 +99,7 @@ def make_action_listeners(
     transfers: Transfers,
     cards: Cards,
     refresh_home: Callable[[str, str | None], object] | None = None,
-    priorities: Priorities | None = None,
+    priorities: Priorities,
 ) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
     """`refresh_home(user_id, notice)` publishes a user's Home tab again after a click made
     in it, with `notice` (a refusal, "already handled") at its top: a view has no thread
@@ -109,8 +109,7 @@ def make_action_listeners(
         ack()
 
     def sending(request: CreditRequest, click: Click) -> None:
-        if priorities is not None:
-            priorities.sends.started()
+        priorities.sends.started()
         cards.show_soon(request, message_ts=click.message_ts, after_seconds=SENDING_SHOWN_AFTER)
 
     def answer(click: Click, outcome: Outcome) -> None:
